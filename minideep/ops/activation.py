@@ -1,0 +1,110 @@
+"""Activations and the (log-)softmax, written so that no exp can overflow."""
+from __future__ import annotations
+
+from ..autograd import Function, Tensor
+from ..backend import get_array_module
+
+
+class ReLU(Function):
+    """y = max(x, 0).   dy/dx = 1 where x > 0, else 0."""
+
+    def forward(self, x):
+        self.positive = x > 0
+        return x * self.positive
+
+    def backward(self, grad):
+        return grad * self.positive
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else a*x.   dy/dx = 1 where x > 0, else a."""
+
+    def __init__(self, negative_slope: float) -> None:
+        self.slope = negative_slope
+
+    def forward(self, x):
+        self.positive = x > 0
+        return get_array_module(x).where(self.positive, x, x * x.dtype.type(self.slope))
+
+    def backward(self, grad):
+        return get_array_module(grad).where(self.positive, grad, grad * grad.dtype.type(self.slope))
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x).   dy/dx = y (1 - y).
+
+    Computed from e^-|x|, which is at most 1, so no exponential overflows at |x| = 1000.
+    """
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        e = xp.exp(-abs(x))
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.y
+
+    def backward(self, grad):
+        return grad * self.y * (1 - self.y)
+
+
+class Softmax(Function):
+    """y_i = e^{x_i} / sum_j e^{x_j} along ``axis``.   dL/dx = y * (g - sum(g * y))."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))  # shifting by the max keeps e <= 1
+        self.y = e / e.sum(axis=self.axis, keepdims=True)
+        return self.y
+
+    def backward(self, grad):
+        y = self.y
+        return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - log sum_j e^{x_j} along ``axis``.   dL/dx = g - softmax(x) * sum(g)."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        self.y = log_softmax_array(x, self.axis)
+        return self.y
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        return grad - xp.exp(self.y) * grad.sum(axis=self.axis, keepdims=True)
+
+
+def log_softmax_array(x, axis: int):
+    """log softmax on a raw array, with the log-sum-exp shifted by the max for stability."""
+    xp = get_array_module(x)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def relu(x: Tensor) -> Tensor:
+    """Rectified linear unit, max(x, 0)."""
+    return ReLU()(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """Leaky ReLU: x for x > 0, ``negative_slope * x`` otherwise."""
+    return LeakyReLU(negative_slope)(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """Logistic sigmoid 1 / (1 + e^-x), stable for large |x|."""
+    return Sigmoid()(x)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """Softmax along ``axis``."""
+    return Softmax(axis)(x)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """Log of the softmax along ``axis``, computed without overflow."""
+    return LogSoftmax(axis)(x)

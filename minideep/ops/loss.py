@@ -1,0 +1,121 @@
+"""Losses: cross-entropy (fused with log-softmax), negative log-likelihood, mean squared error."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Function, Tensor, as_tensor_like, unwrap
+from ..backend import get_array_module
+from .activation import log_softmax_array
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_targets(op: str, scores, target, reduction: str):
+    """Class targets must be integers in [0, C), one per row of ``scores`` (N, C)."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if scores.ndim != 2:
+        raise ValueError(f"{op}: input must have shape (N, C), got {scores.shape}")
+    xp = get_array_module(scores)
+    target = xp.asarray(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices, got dtype {target.dtype}")
+    if target.shape != scores.shape[:1]:
+        raise ValueError(f"{op}: target has shape {target.shape} but input has shape {scores.shape} (expected ({scores.shape[0]},))")
+    if target.size:
+        lo, hi = int(target.min()), int(target.max())
+        if lo < 0 or hi >= scores.shape[1]:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{op}: target contains class {bad} but input has {scores.shape[1]} classes (valid: 0..{scores.shape[1] - 1})")
+    return target
+
+
+def _reduce(losses, reduction: str):
+    if reduction == "mean":
+        return losses.mean()
+    return losses.sum() if reduction == "sum" else losses
+
+
+def _unreduce(grad, n: int, reduction: str):
+    """dL/d(loss_i): the same for every i under mean/sum, one per row under none."""
+    if reduction == "mean":
+        return grad / n
+    return grad if reduction == "sum" else grad[:, None]
+
+
+class CrossEntropy(Function):
+    """loss_i = -log softmax(x_i)[t_i].   dL/dx_i = softmax(x_i) - onehot(t_i) (times dL/dloss_i).
+
+    Fused: the softmax is computed once, and its gradient is a subtraction.
+    """
+
+    def __init__(self, target: Any, reduction: str) -> None:
+        self.target, self.reduction = target, reduction
+
+    def forward(self, logits):
+        xp = get_array_module(logits)
+        self.logp = log_softmax_array(logits, axis=1)
+        self.rows = xp.arange(logits.shape[0])
+        return _reduce(-self.logp[self.rows, self.target], self.reduction)
+
+    def backward(self, grad):
+        dx = get_array_module(grad).exp(self.logp)
+        dx[self.rows, self.target] -= 1
+        return dx * _unreduce(grad, dx.shape[0], self.reduction)
+
+
+class NLLLoss(Function):
+    """loss_i = -x_i[t_i] for log-probabilities x.   dL/dx_i = -onehot(t_i)."""
+
+    def __init__(self, target: Any, reduction: str) -> None:
+        self.target, self.reduction = target, reduction
+
+    def forward(self, logp):
+        self.shape, self.rows = logp.shape, get_array_module(logp).arange(logp.shape[0])
+        return _reduce(-logp[self.rows, self.target], self.reduction)
+
+    def backward(self, grad):
+        dx = get_array_module(grad).zeros(self.shape, dtype=grad.dtype)
+        dx[self.rows, self.target] = -1
+        return dx * _unreduce(grad, self.shape[0], self.reduction)
+
+
+class MSELoss(Function):
+    """loss = mean((a - b)^2).   dL/da = 2 (a - b) / n, dL/db = -dL/da."""
+
+    def __init__(self, reduction: str) -> None:
+        self.reduction = reduction
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            raise ValueError(f"mse_loss: input has shape {a.shape} but target has shape {b.shape}")
+        self.diff = a - b
+        squared = self.diff * self.diff
+        return squared.mean() if self.reduction == "mean" else squared.sum() if self.reduction == "sum" else squared
+
+    def backward(self, grad):
+        scale = 2 / self.diff.size if self.reduction == "mean" else 2
+        ga = grad * scale * self.diff
+        return ga, -ga
+
+
+def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Cross-entropy between ``logits`` (N, C) and integer class ``target`` (N,).
+
+    loss = -(1/N) sum_i log softmax(logits_i)[target_i]  (``reduction="mean"``).
+    """
+    target = _check_targets("cross_entropy", logits.data, unwrap(target), reduction)
+    return CrossEntropy(target, reduction)(logits)
+
+
+def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer ``target`` (N,) under ``log_probs`` (N, C)."""
+    target = _check_targets("nll_loss", log_probs.data, unwrap(target), reduction)
+    return NLLLoss(target, reduction)(log_probs)
+
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
+    """Mean squared error, mean((input - target)^2)."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"mse_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return MSELoss(reduction)(input, as_tensor_like(target, input))

@@ -1,0 +1,184 @@
+"""Shape ops: reshape, transpose, indexing, concatenation, stacking and padding.
+
+These move values around without changing them, so each backward moves the gradient
+back to where the value came from.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..autograd import Function, Tensor, normalize_axis, unwrap
+from ..backend import get_array_module
+
+
+class Reshape(Function):
+    """y = x viewed with a new shape.   dL/dx = dL/dy reshaped back."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {self.shape}") from None
+
+    def backward(self, grad):
+        return grad.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    """y = x with its axes permuted.   dL/dx = dL/dy with the inverse permutation."""
+
+    def __init__(self, axes: tuple[int, ...] | None) -> None:
+        self.axes = axes
+
+    def forward(self, x):
+        axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
+        if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of a {x.ndim}-dimensional tensor's axes")
+        self.axes = tuple(a % x.ndim for a in axes)
+        return x.transpose(self.axes)
+
+    def backward(self, grad):
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return grad.transpose(inverse)
+
+
+class GetItem(Function):
+    """y = x[key].   dL/dx = zeros with dL/dy added at the indexed positions (repeats add up)."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x[self.key]
+        except IndexError as e:
+            raise ValueError(f"getitem: index {self.key!r} does not fit a tensor of shape {x.shape}: {e}") from None
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        gx = xp.zeros(self.in_shape, dtype=grad.dtype)
+        parts = self.key if isinstance(self.key, tuple) else (self.key,)
+        if any(hasattr(k, "ndim") or isinstance(k, list) for k in parts):
+            xp.add.at(gx, self.key, grad)  # an integer-array key may name an element twice: add, not assign
+        else:
+            gx[self.key] = grad  # ints and slices name each element at most once
+        return gx
+
+
+class Concatenate(Function):
+    """y = [x_1, x_2, ...] joined along ``axis``.   dL/dx_k = the slice of dL/dy that x_k filled."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs):
+        ndim = xs[0].ndim
+        (self.axis,) = normalize_axis(self.axis, ndim, "cat")
+        for i, x in enumerate(xs):
+            other = [n for a, n in enumerate(x.shape) if a != self.axis]
+            first = [n for a, n in enumerate(xs[0].shape) if a != self.axis]
+            if x.ndim != ndim or other != first:
+                raise ValueError(
+                    f"cat: tensor {i} has shape {x.shape} but tensor 0 has shape {xs[0].shape}; "
+                    f"they must agree on every axis except axis {self.axis}"
+                )
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return get_array_module(*xs).concatenate(xs, axis=self.axis)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        cuts = list(xp.cumsum(xp.asarray(self.sizes[:-1]))) if len(self.sizes) > 1 else []
+        return tuple(xp.split(grad, [int(c) for c in cuts], axis=self.axis))
+
+
+class Stack(Function):
+    """y = x_1, x_2, ... stacked along a new ``axis``.   dL/dx_k = dL/dy indexed at k on that axis."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs):
+        for i, x in enumerate(xs):
+            if x.shape != xs[0].shape:
+                raise ValueError(f"stack: tensor {i} has shape {x.shape} but tensor 0 has shape {xs[0].shape}")
+        (self.axis,) = normalize_axis(self.axis, xs[0].ndim + 1, "stack")
+        return get_array_module(*xs).stack(xs, axis=self.axis)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        return tuple(xp.take(grad, k, axis=self.axis) for k in range(grad.shape[self.axis]))
+
+
+class Pad(Function):
+    """y = x with constant padding (NumPy's ``pad_width``).   dL/dx = dL/dy with the padding cut off."""
+
+    def __init__(self, pad_width: Sequence[tuple[int, int]], value: float) -> None:
+        self.pad_width, self.value = pad_width, value
+
+    def forward(self, x):
+        if len(self.pad_width) != x.ndim:
+            raise ValueError(f"pad: pad_width has {len(self.pad_width)} pairs but the tensor has {x.ndim} dimensions (shape {x.shape})")
+        return get_array_module(x).pad(x, self.pad_width, mode="constant", constant_values=self.value)
+
+    def backward(self, grad):
+        return grad[tuple(slice(lo, grad.shape[a] - hi) for a, (lo, hi) in enumerate(self.pad_width))]
+
+
+def reshape(x: Tensor, *shape: int) -> Tensor:
+    """``x`` with a new shape (one entry may be -1)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Reshape(tuple(shape))(x)
+
+
+def transpose(x: Tensor, *axes: int) -> Tensor:
+    """Permute the axes (reverse them when none are given)."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return Transpose(tuple(axes) if axes else None)(x)
+
+
+def flatten(x: Tensor, start_axis: int = 1) -> Tensor:
+    """Merge the axes from ``start_axis`` on into one (``(N, C, H, W) -> (N, C*H*W)`` by default)."""
+    (start,) = normalize_axis(start_axis, x.ndim, "flatten")
+    return Reshape(x.shape[:start] + (-1,))(x)
+
+
+def getitem(x: Tensor, key: Any) -> Tensor:
+    """``x[key]`` for ints, slices, steps, None, Ellipsis and integer or boolean arrays."""
+    if isinstance(key, tuple):
+        key = tuple(unwrap(k) for k in key)
+    else:
+        key = unwrap(key)
+    return GetItem(key)(x)
+
+
+def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing ``axis``."""
+    if len(tensors) == 0:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    return Concatenate(axis)(*tensors)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Stack same-shaped tensors along a new ``axis``."""
+    if len(tensors) == 0:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    return Stack(axis)(*tensors)
+
+
+def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
+    """Constant padding with NumPy's ``pad_width``: an int, a (before, after) pair, or one pair per axis."""
+    if isinstance(pad_width, int):
+        pad_width = [(pad_width, pad_width)] * x.ndim
+    elif len(pad_width) == 2 and all(isinstance(p, int) for p in pad_width):
+        pad_width = [tuple(pad_width)] * x.ndim
+    pad_width = [tuple(int(v) for v in p) for p in pad_width]
+    return Pad(pad_width, value)(x)
