@@ -67,6 +67,7 @@ def enable_grad() -> contextlib.AbstractContextManager:
 # ----------------------------------------------------------------------------------------
 
 
+# --8<-- [start:sum_to]
 def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``grad`` down to ``shape``: the backward of NumPy broadcasting.
 
@@ -82,6 +83,7 @@ def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
         extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
     )
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
+# --8<-- [end:sum_to]
 
 
 # ----------------------------------------------------------------------------------------
@@ -174,6 +176,7 @@ class Tensor:
         self._hooks.append(hook)
 
     # --- the backward pass --------------------------------------------------------------
+    # --8<-- [start:backward]
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
         """Compute dL/dx for every tensor x with ``requires_grad`` that this tensor depends on.
 
@@ -237,10 +240,12 @@ class Tensor:
                     owned.add(key)
             if not retain_graph:
                 fn.release()
+    # --8<-- [end:backward]
 
     # Operators (+, -, *, @, indexing, sum, ...) are attached by minideep/ops/tensor_methods.py.
 
 
+# --8<-- [start:topological_order]
 def _topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor that ``root`` depends on (and that needs a gradient), outputs before inputs.
 
@@ -264,6 +269,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
                 stack.append((parent, False))
     order.reverse()
     return order
+# --8<-- [end:topological_order]
 
 
 # ----------------------------------------------------------------------------------------
@@ -292,6 +298,7 @@ class Function:
 
     parents: tuple[Tensor, ...] | None = None
 
+# --8<-- [start:function_call]
     def __call__(self, *inputs: Any) -> Tensor:
         tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
         output = self.forward(*(t.data for t in tensors))
@@ -303,6 +310,7 @@ class Function:
             self.parents = tensors  # only the inputs: a function never keeps its output alive
             self.needs_input_grad = tuple(t.requires_grad for t in tensors)
         return result
+# --8<-- [end:function_call]
 
     def forward(self, *arrays: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward")
