@@ -13,6 +13,7 @@ def _check_broadcast(op: str, a: Any, b: Any) -> None:
             raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together")
 
 
+# --8<-- [start:add]
 class Add(Function):
     """y = a + b.   dL/da = sum_to(g, a.shape), dL/db = sum_to(g, b.shape)."""
 
@@ -23,6 +24,7 @@ class Add(Function):
 
     def backward(self, grad):
         return sum_to(grad, self.a_shape), sum_to(grad, self.b_shape)
+# --8<-- [end:add]
 
 
 class Sub(Function):
@@ -37,6 +39,7 @@ class Sub(Function):
         return sum_to(grad, self.a_shape), sum_to(-grad, self.b_shape)
 
 
+# --8<-- [start:mul]
 class Mul(Function):
     """y = a * b.   dL/da = g * b, dL/db = g * a."""
 
@@ -49,6 +52,7 @@ class Mul(Function):
         ga = sum_to(grad * self.b, self.a.shape) if self.needs_input_grad[0] else None
         gb = sum_to(grad * self.a, self.b.shape) if self.needs_input_grad[1] else None
         return ga, gb
+# --8<-- [end:mul]
 
 
 class Div(Function):
