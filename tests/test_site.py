@@ -1,0 +1,143 @@
+"""The course site builds with `mkdocs build --strict` and serves everything itself.
+
+The build runs the site's hook, which unpacks MathJax from the locally cached tarball
+(`python scripts/fetch_mathjax.py` puts it there once); no test downloads anything.
+Skips only when MkDocs and its plugins are not installed (`pip install -e ".[docs]"`).
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mkdocs", reason="the site needs the docs extra: pip install -e \".[docs]\"")
+pytest.importorskip("material", reason="the site needs mkdocs-material (the docs extra)")
+pytest.importorskip("mkdocstrings_handlers.python", reason="the site needs mkdocstrings[python] (the docs extra)")
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PACKAGE = ROOT / "minideep"
+
+
+def build_site(dest: Path) -> subprocess.CompletedProcess:
+    """Run `mkdocs build --strict` into ``dest`` from the repository root."""
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+         "-f", str(ROOT / "mkdocs.yml"), "-d", str(dest)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("site")
+    proc = build_site(dest)
+    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
+    return dest
+
+
+def _nav_pages() -> list[str]:
+    """Every Markdown file the nav of mkdocs.yml names (read as text: the file has !!python tags)."""
+    text = (ROOT / "mkdocs.yml").read_text()
+    nav = text.split("\nnav:", 1)[1].split("\nplugins:", 1)[0]
+    return re.findall(r"([\w./-]+\.md)\s*$", nav, flags=re.MULTILINE)
+
+
+def _html_of(site: Path, page: str) -> Path:
+    stem = page[: -len(".md")]
+    if stem == "index" or stem.endswith("/index"):
+        return site / (stem + ".html")
+    return site / stem / "index.html"
+
+
+def test_strict_build_passes_and_writes_every_nav_page(site: Path) -> None:
+    pages = _nav_pages()
+    assert "index.md" in pages and "bibliography.md" in pages, pages
+    missing = [p for p in pages if not _html_of(site, p).is_file()]
+    assert not missing, f"nav pages with no built HTML: {missing}"
+
+
+def test_every_nav_page_exists_in_docs() -> None:
+    missing = [p for p in _nav_pages() if not (DOCS / p).is_file()]
+    assert not missing, f"mkdocs.yml names pages that docs/ lacks: {missing}"
+
+
+def test_mathjax_is_served_by_the_site_itself(site: Path) -> None:
+    assert (site / "assets" / "mathjax" / "tex-mml-chtml.js").stat().st_size > 100_000
+    fonts = list((site / "assets" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert len(fonts) > 10, "MathJax's CHTML fonts are missing from the built site"
+    html = (site / "index.html").read_text()
+    assert 'src="assets/mathjax/tex-mml-chtml.js"' in html
+    assert 'class="arithmatex"' in html, "the home page's math was not marked for MathJax"
+
+
+_REMOTE = re.compile(
+    r"""<(?:script|img|iframe|source)\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
+    r"""|<link\b[^>]*\bhref\s*=\s*["']?(?:https?:)?//[^>]*>"""
+    r"""|url\(\s*["']?(?:https?:)?//""",
+    re.IGNORECASE,
+)
+
+
+def test_no_page_loads_anything_from_another_host(site: Path) -> None:
+    offenders = []
+    for path in sorted(site.rglob("*")):
+        if path.suffix not in {".html", ".css"} or "mathjax" in path.parts:
+            continue
+        for match in _REMOTE.finditer(path.read_text(errors="replace")):
+            tag = match.group(0)
+            # rel="canonical" / "alternate" name the page, the browser fetches nothing.
+            if re.search(r"""rel\s*=\s*["']?(canonical|alternate)""", tag):
+                continue
+            offenders.append(f"{path.relative_to(site)}: {tag[:120]}")
+    assert not offenders, "remote resources in the built site:\n" + "\n".join(offenders[:20])
+
+
+def test_web_fonts_are_off() -> None:
+    # Material's default font comes from a font CDN; `font: false` keeps it local.
+    assert re.search(r"^\s+font:\s*false\s*$", (ROOT / "mkdocs.yml").read_text(), re.MULTILINE)
+
+
+def test_bibliography_anchors_resolve(site: Path) -> None:
+    html = (site / "bibliography" / "index.html").read_text()
+    for anchor in ("pricope2021", "mlpcw2", "he2015delving", "he2016residual", "ioffe2015",
+                   "srivastava2015", "glorot2010", "simonyan2014"):
+        assert f'id="{anchor}"' in html, f"bibliography entry #{anchor} is missing"
+
+
+def _public_modules() -> list[str]:
+    """minideep's public modules that need an API page: the top-level modules and
+    packages, every op family, and every module of nn (private names start with _)."""
+    names = ["minideep"]
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if any(p.startswith("_") for p in parts) or len(parts) < 2:
+            continue
+        if len(parts) == 2 or (len(parts) == 3 and parts[1] in {"ops", "nn"}):
+            names.append(".".join(parts))
+    return sorted(set(names))
+
+
+def test_every_public_module_has_an_api_page() -> None:
+    documented = set()
+    for page in (DOCS / "api").glob("*.md"):
+        documented.update(re.findall(r"^:::\s+([\w.]+)", page.read_text(), flags=re.MULTILINE))
+    missing = [m for m in _public_modules() if m not in documented]
+    assert not missing, (
+        f"public modules without an API page: {missing}; add `::: NAME` to a page under "
+        "docs/api/ (and the page to the nav in mkdocs.yml)"
+    )
+
+
+def test_api_pages_render_docstrings_and_source(site: Path) -> None:
+    html = (site / "api" / "autograd" / "index.html").read_text()
+    assert 'id="minideep.autograd.Tensor"' in html
+    assert "backward" in html and "Source code" in html
