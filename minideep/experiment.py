@@ -1,0 +1,275 @@
+"""A chapter's run: presets, seeds, variants, data choice, results.json, resume, the table.
+
+Every chapter script is thin: it declares its presets and variants and hands them to
+``Experiment``, which parses the common command line, picks the data set, runs every
+(variant, seed) that is not finished yet, writes ``results.json`` atomically after each
+one, and prints a table beside the paper's numbers.
+
+The common command line (every chapter)::
+
+    --preset smoke|quick|paper   --device cpu|gpu   --seeds 0 [1 2 ...]   --out DIR
+    --data-dir DIR   --dataset NAME   --resume   --variants NAME [NAME ...] | all
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import __version__
+from .backend import check_device
+
+PRESETS = ("smoke", "quick", "paper")
+
+
+# ----------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` so that a reader never sees half a file.
+
+    The text goes to a temporary file in the same folder first and is then renamed over
+    the target, which is atomic on POSIX file systems.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=_json_default, allow_nan=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    """NumPy scalars and arrays as plain JSON numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"results: cannot write a {type(value).__name__} to JSON")
+
+
+def read_results(path: str | Path) -> dict:
+    """Read a results.json, with a clear error for a corrupt one."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); move it away to start the run afresh") from None
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, NumPy, minideep and (when imported) CuPy and PyTorch."""
+    found = {"python": platform.python_version(), "numpy": np.__version__, "minideep": __version__}
+    for name in ("cupy", "torch", "matplotlib"):
+        module = sys.modules.get(name)
+        if module is not None:
+            found[name] = getattr(module, "__version__", "?")
+    return found
+
+
+def machine() -> dict[str, Any]:
+    """A short description of the machine the numbers came from."""
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+
+
+# ----------------------------------------------------------------------------------------
+# The printed table
+# ----------------------------------------------------------------------------------------
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A plain-text table; floats in [0, 1] named like accuracies are shown as percentages."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(line[i]) for line in body)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in body]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------
+# The experiment
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunContext:
+    """What a chapter's ``run_variant`` gets for one (variant, seed)."""
+
+    variant: str
+    seed: int
+    preset: str
+    config: dict[str, Any]
+    device: str
+    data: Any
+    out: Path
+    checkpoint_dir: Path
+    resume: bool
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Experiment:
+    """A chapter's experiment: its presets, variants and how to run one of them.
+
+    Args:
+        chapter: a short name, e.g. ``"03_vgg38"``.
+        description: the ``--help`` text.
+        presets: preset name -> configuration dict (``smoke``, ``quick``, ``paper``).
+        variants: the variant names, in the order they are run and reported.
+        default_variants: preset name -> the variants run when ``--variants`` is not given.
+        load_data: ``(args, config) -> data``; the returned object needs ``.description``
+            (a dict saved to results.json) and ``.notice`` (a line printed, or None).
+        run_variant: ``(RunContext) -> dict`` with at least ``test_accuracy``, ``history``.
+        summarize: ``(results dict) -> str``, the table printed at the end (and saved).
+        figures: ``(results dict, out Path) -> list of Paths``, called at the end.
+    """
+
+    chapter: str
+    description: str
+    presets: dict[str, dict[str, Any]]
+    variants: Sequence[str]
+    run_variant: Callable[[RunContext], dict]
+    load_data: Callable[[argparse.Namespace, dict], Any] | None = None
+    default_variants: dict[str, Sequence[str]] = field(default_factory=dict)
+    summarize: Callable[[dict], str] | None = None
+    figures: Callable[[dict, Path], list] | None = None
+    default_preset: str = "quick"
+
+    def parser(self) -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(prog=f"chapters/{self.chapter}.py", description=self.description)
+        p.add_argument("--preset", choices=PRESETS, default=self.default_preset,
+                       help="smoke: seconds, for tests; quick: the CPU default; paper: the paper's settings (GPU)")
+        p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+        p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], help="one or several seeds")
+        p.add_argument("--out", type=Path, default=Path("runs") / self.chapter, help="folder for results.json and figures")
+        p.add_argument("--data-dir", type=Path, default=None, help="where data sets are looked for first")
+        p.add_argument("--dataset", default="auto", help="data set to use (default: the preset's choice)")
+        p.add_argument("--resume", action="store_true", help="skip finished runs and continue interrupted ones")
+        p.add_argument("--variants", nargs="+", default=None, help=f"a subset of {', '.join(self.variants)}, or 'all'")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        return p
+
+    def selected_variants(self, requested: Sequence[str] | None, preset: str) -> list[str]:
+        if not requested:
+            return list(self.default_variants.get(preset, self.variants))
+        if list(requested) == ["all"]:
+            return list(self.variants)
+        unknown = [v for v in requested if v not in self.variants]
+        if unknown:
+            raise SystemExit(f"{self.chapter}: unknown variant(s) {unknown}; choose from {list(self.variants)} or 'all'")
+        return [v for v in self.variants if v in requested]
+
+    def main(self, argv: Sequence[str] | None = None) -> dict:
+        """Parse the command line, run what is not finished, write results and figures."""
+        args = self.parser().parse_args(argv)
+        check_device(args.device)
+        config = dict(self.presets[args.preset])
+        config["progress"] = not args.no_progress
+        variants = self.selected_variants(args.variants, args.preset)
+        out: Path = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        results_path = out / "results.json"
+
+        data = self.load_data(args, config) if self.load_data else None
+        if data is not None and getattr(data, "notice", None):
+            print(data.notice)
+
+        results = self._start_results(results_path, args, config, data)
+        started = time.perf_counter()
+        for variant in variants:
+            for seed in args.seeds:
+                done = results["variants"].get(variant, {}).get("runs", {})
+                if str(seed) in done:
+                    print(f"[{self.chapter}] {variant} seed {seed}: finished earlier, skipped")
+                    continue
+                print(f"[{self.chapter}] {variant} seed {seed} ({args.preset} preset, {args.device})")
+                t0 = time.perf_counter()
+                context = RunContext(
+                    variant=variant, seed=seed, preset=args.preset, config=config, device=args.device,
+                    data=data, out=out, checkpoint_dir=out / "checkpoints" / f"{variant}_seed{seed}",
+                    resume=args.resume,
+                )
+                run = self.run_variant(context)
+                run["wall_time_s"] = time.perf_counter() - t0
+                self._record(results, variant, seed, run)
+                results["wall_time_s"] = results.get("wall_time_s", 0.0) + run["wall_time_s"]
+                write_json_atomic(results_path, results)
+
+        results["last_session_s"] = time.perf_counter() - started
+        if self.figures:
+            results["figures"] = [str(Path(p).name) for p in self.figures(results, out)]
+        write_json_atomic(results_path, results)
+        if self.summarize:
+            table = self.summarize(results)
+            print(table)
+            (out / "table.txt").write_text(table + "\n")
+        print(f"[{self.chapter}] results in {results_path}")
+        return results
+
+    def _start_results(self, path: Path, args: argparse.Namespace, config: dict, data: Any) -> dict:
+        """The results so far when resuming (same preset and data), else a fresh record."""
+        description = getattr(data, "description", None)
+        if args.resume and path.exists():
+            results = read_results(path)
+            if results.get("preset") != args.preset or results.get("dataset") != description:
+                raise SystemExit(
+                    f"{path}: was made with preset {results.get('preset')!r} on {results.get('dataset')}; "
+                    f"cannot resume it with preset {args.preset!r} on {description}. Use another --out."
+                )
+            return results
+        return {
+            "chapter": self.chapter,
+            "preset": args.preset,
+            "config": {k: v for k, v in config.items() if k != "progress"},
+            "dataset": description,
+            "device": args.device,
+            "seeds": list(args.seeds),
+            "versions": versions(),
+            "machine": machine(),
+            "variants": {},
+        }
+
+    @staticmethod
+    def _record(results: dict, variant: str, seed: int, run: dict) -> None:
+        """Store one run; the variant's top-level fields summarise its seeds."""
+        entry = results["variants"].setdefault(variant, {"runs": {}})
+        entry["runs"][str(seed)] = run
+        runs = list(entry["runs"].values())
+        accuracies = [r["test_accuracy"] for r in runs]
+        entry["test_accuracy"] = float(np.mean(accuracies))
+        entry["test_accuracy_std"] = float(np.std(accuracies))
+        first = runs[0]
+        for key in ("history", "gradient_flow"):
+            if key in first:
+                entry[key] = first[key]
