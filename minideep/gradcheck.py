@@ -44,8 +44,9 @@ def gradcheck(
     """
     inputs = [x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float64)) for x in inputs]
     for x in inputs:
-        if x.requires_grad and x.dtype != np.float64:
-            x.data = x.data.astype(np.float64)
+        if x.requires_grad and (x.dtype != np.float64 or not x.data.flags.c_contiguous):
+            # C order, so that the flat view nudged below is a view of x, not a copy (say of x.T).
+            x.data = x.data.astype(np.float64, order="C")
         x.grad = None
     checked = [i for i, x in enumerate(inputs) if x.requires_grad]
     if not checked:
