@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .autograd import Tensor, no_grad
-from .backend import as_numpy
+from .backend import as_numpy, get_array_module
 
 
 def gradcheck(
@@ -56,8 +56,9 @@ def gradcheck(
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     v = np.random.default_rng(seed).standard_normal(out.shape)
-    v = out.data.__class__(v) if not isinstance(out.data, np.ndarray) else v
-    out.backward(v.astype(out.dtype))
+    # xp.asarray moves v to the output's device (cupy.ndarray(v) would read v as a shape).
+    v = get_array_module(out.data).asarray(v, dtype=out.dtype)
+    out.backward(v)
 
     def projected(*args: Tensor) -> float:
         with no_grad():
