@@ -22,6 +22,8 @@ Conventions shared by every figure:
 
 matplotlib is imported on first use: ``import minideep.plots`` works without it, and a
 plotting call without it raises an ImportError that says how to install it.
+
+The examples assume ``import numpy as np`` and ``from minideep import plots``.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import contextlib
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +90,7 @@ def _matplotlib() -> Any:
         import matplotlib.colors  # noqa: PLC0415, F401
         import matplotlib.figure  # noqa: PLC0415, F401
         import matplotlib.lines  # noqa: PLC0415, F401
+        import matplotlib.ticker  # noqa: PLC0415, F401
     except ImportError as exc:
         raise ImportError(
             "minideep.plots needs matplotlib: pip install matplotlib (or pip install 'minideep[run]')"
@@ -111,7 +115,7 @@ def _save(fig: Any, path: PathLike, fn: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            # No "Software" tag, so that the same data gives the same bytes on every version.
+            # No "Software" version stamp, so the same data and matplotlib give the same bytes.
             fig.savefig(handle, format="png", dpi=DPI, metadata={"Software": None})
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a site server must be able to read them
         os.replace(tmp, path)
@@ -131,6 +135,11 @@ def _style(i: int) -> dict[str, Any]:
     """Colour (and, past the palette's eight colours, a marker) of the i-th series."""
     marker = _MARKERS[(i // len(PALETTE)) % len(_MARKERS)]
     return {"color": PALETTE[i % len(PALETTE)], "marker": marker, "markevery": 0.1 if marker else None}
+
+
+def _integer_x(ax: Any) -> None:
+    """Whole-number x ticks: layers and epochs have no 2.5."""
+    ax.xaxis.set_major_locator(_matplotlib().ticker.MaxNLocator(integer=True))
 
 
 def _tick_fontsize(n: int) -> float:
@@ -188,14 +197,16 @@ def _positive(values: np.ndarray) -> tuple[np.ndarray, int]:
     return values, int(bad.sum())
 
 
-def _to_percent(fn: str, name: str, values: np.ndarray) -> np.ndarray:
-    """Fractions in [0, 1] (NaN allowed) as percentages; anything else is an error."""
+def _check_unit_interval(fn: str, name: str, values: np.ndarray, what: str) -> None:
+    """Refuse finite values outside [0, 1] (NaN is allowed: a missing epoch or seed)."""
     finite = values[np.isfinite(values)]
     if finite.size and (finite.min() < 0 or finite.max() > 1):
-        raise ValueError(
-            f"{fn}: {name} must be fractions in [0, 1] (accuracy as in results.json), "
-            f"got values in [{finite.min():g}, {finite.max():g}]"
-        )
+        raise ValueError(f"{fn}: {name} {what}, got values in [{finite.min():g}, {finite.max():g}]")
+
+
+def _to_percent(fn: str, name: str, values: np.ndarray) -> np.ndarray:
+    """Fractions in [0, 1] (NaN allowed) as percentages; anything else is an error."""
+    _check_unit_interval(fn, name, values, "must be fractions in [0, 1] (accuracy as in results.json)")
     return values * 100.0
 
 
@@ -213,8 +224,7 @@ def _run_values(fn: str, name: str, run: Any, key: str | None) -> np.ndarray:
     if isinstance(run[0], Mapping):
         if key is None:
             raise ValueError(f"{fn}: {name} holds per-epoch dicts but no metric key was given")
-        missing = [i for i, record in enumerate(run) if key not in record]
-        if len(missing) == len(run):
+        if not any(key in record for record in run):
             raise ValueError(f"{fn}: {name} has no {key!r}; its records have keys {sorted(run[0])}")
         return np.array([float(record.get(key, np.nan)) for record in run])
     return _array(fn, name, run, 1)
@@ -253,7 +263,7 @@ def _epochs(runs: Any, n: int) -> np.ndarray:
 
 def _draw_band(ax: Any, x: np.ndarray, matrix: np.ndarray, band: str | None, label: str | None, **style: Any):
     """Mean line over runs with a min-max or +-1 std band; one run is drawn as a plain line."""
-    with np.errstate(all="ignore"), _quiet_nan_warnings():
+    with _quiet_nan_warnings():
         mean = np.nanmean(matrix, axis=0)
         if band == "minmax":
             low, high = np.nanmin(matrix, axis=0), np.nanmax(matrix, axis=0)
@@ -269,8 +279,6 @@ def _draw_band(ax: Any, x: np.ndarray, matrix: np.ndarray, band: str | None, lab
 @contextlib.contextmanager
 def _quiet_nan_warnings():
     """nanmean of an all-NaN column (every seed stopped earlier) is NaN, which is what we want."""
-    import warnings  # noqa: PLC0415
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
@@ -295,7 +303,9 @@ def _flow_matrix(fn: str, name: str, records: Any) -> tuple[list[str], np.ndarra
     rows = []
     for i, record in enumerate(records):
         if not isinstance(record, Mapping):
-            raise TypeError(f"{fn}: {name}[{i}] must be a dict {{layer name: mean |grad|}}, got {type(record).__name__}")
+            raise TypeError(
+                f"{fn}: {name}[{i}] must be a dict {{layer name: mean |grad|}}, got {type(record).__name__}"
+            )
         _nonempty(fn, f"{name}[{i}]", record)
         if names is None:
             names = [str(k) for k in record]
@@ -339,8 +349,6 @@ def _draw_flow(ax: Any, names: list[str], matrix: np.ndarray, labels: list[str] 
         else:
             ax.plot(x, row, color=cmap(norm(epochs[i])), lw=1.0, alpha=0.8, marker="o", ms=2)
     _log_axis(ax, "y", n_masked)
-    if n_masked == values.size:
-        ax.set_ylim(1e-10, 1.0)  # nothing drawable: a fixed, readable range instead of autoscale noise
     _layer_ticks(ax, names)
     ax.set_xlim(-0.5, len(names) - 0.5)
     ax.set_xlabel("layer (input → output)")
@@ -608,7 +616,8 @@ def chain_rule_gains(
     shown, n_bad = _positive(gains_arr)
     n_bad -= int(padded)  # the padded g_0 is not a bad value
     top.vlines(x, 1.0, shown, color=PALETTE[0], lw=2)
-    top.plot(x, shown, "o", color=PALETTE[0], ms=4, label=r"gain $g_l = \|\partial L/\partial h_{l-1}\| / \|\partial L/\partial h_l\|$")
+    gain_label = r"gain $g_l = \|\partial L/\partial h_{l-1}\| / \|\partial L/\partial h_l\|$"
+    top.plot(x, shown, "o", color=PALETTE[0], ms=4, label=gain_label)
     top.axhline(1.0, color="0.2", ls="--", lw=1, label="gain 1: gradient passed on unchanged")
     _log_axis(top, "y", n_bad)
     finite_gains = shown[np.isfinite(shown)]
@@ -622,7 +631,8 @@ def chain_rule_gains(
     measured, n_bad_norms = _positive(norms)
     predicted, _ = _positive(rebuilt)
     bottom.plot(x, measured, "-o", color=PALETTE[0], ms=4, label=r"measured $\|\partial L/\partial h_l\|$")
-    bottom.plot(x, predicted, "x", color=PALETTE[3], ms=7, mew=1.5, label=r"$\|\partial L/\partial h_L\| \times \prod_{k>l} g_k$")
+    product_label = r"$\|\partial L/\partial h_L\| \times \prod_{k>l} g_k$"
+    bottom.plot(x, predicted, "x", color=PALETTE[3], ms=7, mew=1.5, label=product_label)
     _log_axis(bottom, "y", n_bad_norms)
     with np.errstate(all="ignore"):
         rel = np.abs(rebuilt - norms) / np.abs(norms)
@@ -698,6 +708,7 @@ def gains_grid(
                 style, label = _style(keys.index(key)), str(key)
             ax.plot(np.arange(len(arr)), arr, label=label, lw=1.5, **style)
         _log_axis(ax, "y", n_masked)
+        _integer_x(ax)
         ax.set_xlabel(xlabel)
         ax.grid(True, axis="y", alpha=0.3)
         if panel:
@@ -781,7 +792,7 @@ def training_curves(
         aliases = _METRIC_ALIASES.get(metric, (metric,))
         drawn = 0
         for i, (variant, runs) in enumerate(histories.items()):
-            runs_list = _runs_matrix_input(fn, variant, runs)
+            runs_list = _as_runs(fn, variant, runs)
             keys = _record_keys(runs_list)
             for split in splits:
                 key = next((f"{split}_{a}" for a in aliases if f"{split}_{a}" in keys), None)
@@ -796,6 +807,7 @@ def training_curves(
         if not drawn:
             wanted = [f"{s}_{a}" for s in splits for a in aliases]
             raise ValueError(f"{fn}: no variant has any of {wanted} for metric {metric!r}")
+        _integer_x(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel(_metric_label(metric))
         ax.set_title(metric)
@@ -813,7 +825,7 @@ def training_curves(
     return _save(fig, path, fn)
 
 
-def _runs_matrix_input(fn: str, variant: Any, runs: Any) -> list:
+def _as_runs(fn: str, variant: Any, runs: Any) -> list:
     """A variant's history as a list of runs, each a list of per-epoch records."""
     _reject_tensor(fn, f"histories[{variant!r}]", runs)
     if isinstance(runs, Mapping) or isinstance(runs, str):
@@ -887,6 +899,7 @@ def band_grid(
             if not cell:
                 _note(ax, "no runs")
             ax.set_title(f"{row} · {col}")
+            _integer_x(ax)
             ax.grid(True, alpha=0.3)
             if cell:
                 ax.legend(fontsize=8, loc="best")
@@ -960,6 +973,7 @@ def depth_curves(
         if log_y:
             _log_axis(ax, "y", n_masked)
         ax.set_title(f"{depth} layers")
+        _integer_x(ax)
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
@@ -1037,9 +1051,7 @@ def gate_activity(
             f"{fn}: the panels must share (n_layers, n_units): got {shapes} and biases {bias_arr.shape}"
         )
     for name, arr in (("mean_gate", mean_arr), ("example_gate", example_arr)):
-        finite = arr[np.isfinite(arr)]
-        if finite.size and (finite.min() < 0 or finite.max() > 1):
-            raise ValueError(f"{fn}: {name} holds gate values, which lie in [0, 1]; got [{finite.min():g}, {finite.max():g}]")
+        _check_unit_interval(fn, name, arr, "holds gate values, which lie in [0, 1]")
 
     fig, axes = _new_figure(1, 4)
     ax_bias, ax_mean, ax_example, ax_out = axes[0]
@@ -1096,9 +1108,7 @@ def gate_activity_by_class(
     if len(set(shapes.values())) != 1:
         raise ValueError(f"{fn}: every class needs the same shape, got {shapes}")
     for k, arr in arrays.items():
-        finite = arr[np.isfinite(arr)]
-        if finite.size and (finite.min() < 0 or finite.max() > 1):
-            raise ValueError(f"{fn}: class_means[{k!r}] holds gate values, which lie in [0, 1]")
+        _check_unit_interval(fn, f"class_means[{k!r}]", arr, "holds gate values, which lie in [0, 1]")
 
     if next(iter(arrays.values())).ndim == 1:
         fig, axes = _new_figure()
@@ -1106,6 +1116,7 @@ def gate_activity_by_class(
         for i, (label, arr) in enumerate(arrays.items()):
             ax.plot(np.arange(len(arr)), arr, label=f"class {label}", lw=1.5, **_style(i))
         ax.set_ylim(0, 1)
+        _integer_x(ax)
         ax.set_xlabel("layer (input → output)")
         ax.set_ylabel(r"mean transform gate activity $T(x)$ (0..1)")
         ax.grid(True, alpha=0.3)
@@ -1173,7 +1184,9 @@ def lesion_curve(
     if chance is not None:
         chance_pct = _to_percent(fn, "chance", _array(fn, "chance", [chance], 1))[0]
         ax.axhline(chance_pct, color="0.4", ls=":", lw=1.2, label=f"chance ({chance_pct:.1f}%)")
-    if not numeric:
+    if numeric:
+        _integer_x(ax)
+    else:
         _layer_ticks(ax, [str(layer) for layer in layers])
     ax.set_ylim(0, 100)
     ax.set_xlabel(xlabel)
@@ -1262,7 +1275,8 @@ def errorbar_sweep(
             ax.set_xscale("symlog", linthresh=float(positive.min()))
             _note(ax, f"x axis: symmetric log, linear below {positive.min():g} (to show 0)")
     if not numeric:
-        ax.set_xticks(x, [str(v) for v in values], rotation=30 if len(values) > 4 else 0, ha="right" if len(values) > 4 else "center")
+        slanted = len(values) > 4  # long configuration labels would overlap when level
+        ax.set_xticks(x, [str(v) for v in values], rotation=30 if slanted else 0, ha="right" if slanted else "center")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
