@@ -254,18 +254,22 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     each tensor before the tensors it was computed from.
     """
     order: list[Tensor] = []
-    visited: set[int] = {id(root)}
+    visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
             order.append(node)
             continue
+        # Mark a node when it is expanded, not when it is pushed: a tensor pushed early (say the
+        # input of a residual shortcut) must still be finished below every other path that reaches it.
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         stack.append((node, True))
         parents = node.grad_fn.parents if node.grad_fn is not None and node.grad_fn.parents else ()
         for parent in parents:
             if parent.requires_grad and id(parent) not in visited:
-                visited.add(id(parent))
                 stack.append((parent, False))
     order.reverse()
     return order
