@@ -49,12 +49,18 @@ class no_grad(contextlib.ContextDecorator):
     memory and time.
     """
 
+    def __init__(self) -> None:
+        # A stack, not one saved state: a decorated recursive function enters the same instance again.
+        self._previous: list[bool] = []
+
     def __enter__(self) -> None:
-        self._context = _grad_mode(False)
-        self._context.__enter__()
+        global _grad_enabled
+        self._previous.append(_grad_enabled)
+        _grad_enabled = False
 
     def __exit__(self, *exc: Any) -> None:
-        self._context.__exit__(*exc)
+        global _grad_enabled
+        _grad_enabled = self._previous.pop()
 
 
 def enable_grad() -> contextlib.AbstractContextManager:
