@@ -142,6 +142,11 @@ class Tensor:
     def __len__(self) -> int:
         return len(self.data)
 
+    def __bool__(self) -> bool:
+        # The data's truth value (an error when ambiguous); without this Python would use len(),
+        # and `a in [b]` would be True for any two tensors of the same length.
+        return bool(self.data)
+
     def __repr__(self) -> str:
         body = np.array2string(as_numpy(self.data), precision=4, separator=", ", prefix="tensor(")
         extra = f", grad_fn={type(self.grad_fn).__name__}" if self.grad_fn else ""
