@@ -147,6 +147,12 @@ class Tensor:
         # and `a in [b]` would be True for any two tensors of the same length.
         return bool(self.data)
 
+    def __iter__(self) -> Iterator["Tensor"]:
+        # Explicit, because indexing past the end raises ValueError, which ends no for loop.
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
     def __repr__(self) -> str:
         body = np.array2string(as_numpy(self.data), precision=4, separator=", ", prefix="tensor(")
         extra = f", grad_fn={type(self.grad_fn).__name__}" if self.grad_fn else ""
