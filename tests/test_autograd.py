@@ -95,6 +95,22 @@ def _residual_stack(h, depth):
     return h
 
 
+def _random_graph(x, seed):
+    """A random DAG: each node applies a random op to one or two random earlier nodes."""
+    rng = np.random.default_rng(seed)
+    nodes = [x]
+    for _ in range(12):
+        a, b = (nodes[int(i)] for i in rng.integers(0, len(nodes), size=2))
+        kind = int(rng.integers(0, 4))
+        nodes.append(a * b * 0.5 if kind == 0 else a + md.tanh(b) if kind == 1 else md.exp(a * 0.3) - b if kind == 2 else a * 1.5)
+    return nodes[-1] + nodes[len(nodes) // 2]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_graphs_match_finite_differences(randn, seed):
+    assert md.gradcheck(lambda t: _random_graph(t, seed), [randn(4, seed=seed)])
+
+
 def test_backward_twice_without_retain_graph_is_a_clear_runtime_error(randn):
     x = randn(3)
     y = (x * x).sum()
