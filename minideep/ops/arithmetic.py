@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function, Tensor, as_tensor_like, sum_to
+from ..backend import get_array_module
 
 
 def _check_broadcast(op: str, a: Any, b: Any) -> None:
@@ -91,6 +92,8 @@ class Pow(Function):
 
     def backward(self, grad):
         p = self.exponent
+        if p == 0:  # x^0 is constant; p * x^(p-1) would be 0 * inf = nan at x = 0
+            return get_array_module(grad).zeros_like(grad)
         return grad * p * self.x ** (p - 1)
 
 
