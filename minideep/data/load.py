@@ -77,7 +77,7 @@ def load_dataset(
     name = canonical_name(name)
     if split not in ("train", "test"):
         raise ValueError(f"load_dataset({name!r}): split must be 'train' or 'test', got {split!r}")
-    allowed = {"progress"} | {"cifar100": {"label_type"}, "food101": {"image_size"}}.get(name, set())
+    allowed = {"progress"} | {"cifar10": {"label_type"}, "cifar100": {"label_type"}, "food101": {"image_size"}}.get(name, set())
     unknown = set(kwargs) - allowed
     if unknown:
         raise TypeError(

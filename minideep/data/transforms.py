@@ -46,7 +46,9 @@ def to_float(x: Any, dtype: Any = DEFAULT_DTYPE) -> Any:
     Shapes: any -> same. Example: ``to_float(np.array([0, 255], np.uint8))`` is ``[0., 1.]``.
     """
     if np.issubdtype(x.dtype, np.integer):
-        return x.astype(dtype) / 255  # a Python int keeps the result in ``dtype``
+        y = x.astype(dtype)
+        y /= 255  # in place: a second temporary of the batch's size costs more than the division
+        return y
     return x.astype(dtype, copy=False)
 
 
@@ -71,7 +73,9 @@ def normalize(x: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
         )
     if bool((std_arr <= 0).any()):
         raise ValueError(f"normalize: std must be positive, got {list(std)}")
-    return (x - mean_arr) / std_arr
+    y = x - mean_arr
+    y /= std_arr
+    return y
 
 
 def pad(x: Any, padding: int | tuple[int, int, int, int]) -> Any:
@@ -114,27 +118,40 @@ def random_crop(x: Any, size: int | tuple[int, int], padding: int = 0, rng: Any 
 
     Image ``n`` is cropped at an offset ``(i_n, j_n)`` drawn uniformly from
     ``0 .. H + 2p - h`` and ``0 .. W + 2p - w``:
-    ``y[n, c, a, b] = x_padded[n, c, i_n + a, j_n + b]``, gathered for the whole batch in
-    one fancy-indexing step. With ``size=32, padding=4`` this is the standard CIFAR
-    augmentation (torchvision's ``RandomCrop(32, padding=4)``).
+    ``y[n, c, a, b] = x_padded[n, c, i_n + a, j_n + b]``. The whole batch is one gather:
+    a strided view lists every possible crop of every image without copying, and fancy
+    indexing picks crop ``(i_n, j_n)`` of image ``n``. With ``size=32, padding=4`` this is
+    the standard CIFAR augmentation (torchvision's ``RandomCrop(32, padding=4)``).
 
     Shapes: ``(N, C, H, W)`` -> ``(N, C, h, w)``.
     """
     _check_batch(x, "random_crop")
     h, w = (size, size) if isinstance(size, (int, np.integer)) else size
-    padded = pad(x, padding)
-    n, _, hp, wp = padded.shape
+    padded = xp_contiguous(pad(x, padding))
+    n, c, hp, wp = padded.shape
     if h > hp or w > wp:
         raise ValueError(f"random_crop: crop {h}x{w} is larger than the padded image {hp}x{wp}")
     gen = _rng(rng)
     xp = get_array_module(x)
     top = xp.asarray(gen.integers(0, hp - h + 1, size=n))
     left = xp.asarray(gen.integers(0, wp - w + 1, size=n))
-    rows = (top[:, None] + xp.arange(h))[:, None, :, None]  # (N, 1, h, 1)
-    cols = (left[:, None] + xp.arange(w))[:, None, None, :]  # (N, 1, 1, w)
-    batch = xp.arange(n)[:, None, None, None]
-    channel = xp.arange(padded.shape[1])[None, :, None, None]
-    return padded[batch, channel, rows, cols]
+    # windows[n, i, j] is the (C, h, w) crop of image n whose top-left corner is (i, j).
+    s_n, s_c, s_h, s_w = padded.strides
+    windows = _as_strided(padded, (n, hp - h + 1, wp - w + 1, c, h, w), (s_n, s_h, s_w, s_c, s_h, s_w))
+    return windows[xp.arange(n), top, left]
+
+
+def xp_contiguous(x: Any) -> Any:
+    """``x`` in C order (the strided crop view assumes nothing else)."""
+    return get_array_module(x).ascontiguousarray(x)
+
+
+def _as_strided(x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+    """A read-only view of ``x`` with the given shape and byte strides (NumPy or CuPy)."""
+    xp = get_array_module(x)
+    if xp is np:
+        return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(x, shape, strides)
 
 
 def random_horizontal_flip(x: Any, p: float = 0.5, rng: Any = None) -> Any:
@@ -146,8 +163,10 @@ def random_horizontal_flip(x: Any, p: float = 0.5, rng: Any = None) -> Any:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"random_horizontal_flip: p must be in [0, 1], got {p}")
     xp = get_array_module(x)
-    flip = xp.asarray(_rng(rng).random(len(x)) < p)
-    return xp.where(flip[:, None, None, None], x[..., ::-1], x)
+    flip = xp.asarray(np.flatnonzero(_rng(rng).random(len(x)) < p))
+    out = x.copy()
+    out[flip] = x[flip][..., ::-1]
+    return out
 
 
 def gaussian_noise(x: Any, std: float, rng: Any = None) -> Any:
