@@ -293,6 +293,20 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 # --8<-- [end:topological_order]
 
 
+def topological_order(root: Tensor) -> list[Tensor]:
+    """The tensors that ``root.backward()`` visits, in the order it visits them (outputs first).
+
+    The same list ``backward`` walks (see ``_topological_order``), for readers and tools that
+    want to replay or print the backward pass step by step (chapter 01 does).
+
+    Example:
+        >>> a = md.tensor(2.0, requires_grad=True); y = a * a + a
+        >>> [type(t.grad_fn).__name__ if t.grad_fn else "leaf" for t in topological_order(y)]
+        ['Add', 'Mul', 'leaf']
+    """
+    return _topological_order(root)
+
+
 # ----------------------------------------------------------------------------------------
 # Function
 # ----------------------------------------------------------------------------------------

@@ -150,7 +150,8 @@ class Experiment:
         default_variants: preset name -> the variants run when ``--variants`` is not given.
         load_data: ``(args, config) -> data``; the returned object needs ``.description``
             (a dict saved to results.json) and ``.notice`` (a line printed, or None).
-        run_variant: ``(RunContext) -> dict`` with at least ``test_accuracy``, ``history``.
+        run_variant: ``(RunContext) -> dict``, usually with ``test_accuracy`` and ``history``
+            (a run without ``test_accuracy``, such as a gradient check, is stored as it is).
         summarize: ``(results dict) -> str``, the table printed at the end (and saved).
         figures: ``(results dict, out Path) -> list of Paths``, called at the end.
     """
@@ -266,9 +267,11 @@ class Experiment:
         entry = results["variants"].setdefault(variant, {"runs": {}})
         entry["runs"][str(seed)] = run
         runs = list(entry["runs"].values())
-        accuracies = [r["test_accuracy"] for r in runs]
-        entry["test_accuracy"] = float(np.mean(accuracies))
-        entry["test_accuracy_std"] = float(np.std(accuracies))
+        # A run without a test accuracy (chapter 01's gradient checks) is stored as it is.
+        accuracies = [r["test_accuracy"] for r in runs if "test_accuracy" in r]
+        if accuracies:
+            entry["test_accuracy"] = float(np.mean(accuracies))
+            entry["test_accuracy_std"] = float(np.std(accuracies))
         first = runs[0]
         for key in ("history", "gradient_flow"):
             if key in first:
