@@ -1,0 +1,113 @@
+"""Adam (coupled L2 weight decay) and AdamW (decoupled weight decay), with optional AMSGrad."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..backend import get_array_module
+from .optimizer import Optimizer, check_nonnegative
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma and Ba, 2015), with PyTorch's update rule.
+
+    For each parameter :math:`\theta` with gradient :math:`g_t` at its step :math:`t = 1, 2, \dots`:
+
+    .. math::
+
+        g_t &\leftarrow g_t + \lambda \theta_{t-1}          &&\text{(L2 weight decay, Adam only)} \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t          &&m_0 = 0 \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2        &&v_0 = 0 \\
+        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ if amsgrad else } v_t \\
+        \theta_t &= \theta_{t-1} - \frac{\eta}{1 - \beta_1^t}\,
+                    \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    The bias corrections :math:`1 - \beta^t` undo the pull of :math:`m_0 = v_0 = 0` towards
+    zero in the first steps. :math:`\epsilon` is added after dividing by
+    :math:`\sqrt{1-\beta_2^t}`, exactly where PyTorch adds it.
+
+    Args:
+        params: ``model.named_parameters()`` or an iterable of parameters.
+        lr: learning rate :math:`\eta` (default 1e-3).
+        betas: :math:`(\beta_1, \beta_2)`, decay rates of the moment estimates (default (0.9, 0.999)).
+        eps: :math:`\epsilon` (default 1e-8).
+        weight_decay: :math:`\lambda`, L2 penalty added to the gradient (default 0).
+        amsgrad: normalise by the running maximum of :math:`v_t` (Reddi et al., 2018).
+
+    Example:
+        >>> opt = Adam(model.named_parameters())          # the coursework's optimizer
+        >>> opt.zero_grad(); loss.backward(); opt.step()
+    """
+
+    hyperparameters = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+    decoupled_weight_decay = False
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        owner = type(self).__name__
+        super().__init__(params, lr)
+        check_nonnegative(owner, eps=eps, weight_decay=weight_decay)
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"{owner}: betas must be two numbers in [0, 1), got {betas}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps, self.weight_decay, self.amsgrad = float(eps), float(weight_decay), bool(amsgrad)
+
+    def update(self, name: str, param: Any, grad: Any, state: dict[str, Any]) -> None:
+        xp = get_array_module(param)
+        beta1, beta2 = self.betas
+        step = state["step"]
+        if "exp_avg" not in state:
+            state["exp_avg"] = xp.zeros_like(param)
+            state["exp_avg_sq"] = xp.zeros_like(param)
+        if self.amsgrad and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = xp.zeros_like(param)
+        if self.weight_decay != 0:
+            if self.decoupled_weight_decay:
+                param *= 1 - self.lr * self.weight_decay
+            else:
+                grad = grad + self.weight_decay * param
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += (1 - beta1) * (grad - m)  # = beta1 m + (1 - beta1) g, written as PyTorch's lerp
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        if self.amsgrad:
+            xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+        step_size = self.lr / (1 - beta1**step)
+        denom = xp.sqrt(v) / (1 - beta2**step) ** 0.5 + self.eps
+        param -= step_size * m / denom
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov and Hutter, 2019), as PyTorch's ``AdamW``.
+
+    The decay shrinks the weights directly instead of entering the gradient (and so the
+    moment estimates):
+
+    .. math::
+
+        \theta \leftarrow \theta (1 - \eta \lambda) \quad\text{then the Adam step without } \lambda.
+
+    Args:
+        params, lr, betas, eps, amsgrad: as in :class:`Adam`.
+        weight_decay: :math:`\lambda` (default 1e-2).
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
