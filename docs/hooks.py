@@ -1,16 +1,20 @@
-"""MkDocs hook for the minideep site: offline MathJax and folder-independent snippets.
+"""MkDocs hook for the minideep site: offline MathJax, an API page for every module.
 
 Registered in ``mkdocs.yml`` under ``hooks:``. On every build it
 
 * makes sure ``docs/assets/mathjax/`` holds the pinned MathJax 3 (unpacked from a local,
   checksum-verified tarball by ``scripts/fetch_mathjax.py``; never from the network), so
   the built site renders math with no CDN;
+* gives every public module of ``minideep`` an API page: modules that no page under
+  ``docs/api/`` documents with ``::: name`` get a generated page ``api/<name>.md``,
+  listed at the end of the "API reference" section, so a new module is never missing
+  from the reference (write a page by hand to group or introduce modules);
 * turns the snippet base paths (``.`` and ``docs``) into absolute paths under the
   repository, so ``--8<--`` includes work whatever folder ``mkdocs`` runs from.
 
-It also holds :class:`PyTorchDocstrings`, a griffe extension (listed under the
-mkdocstrings handler's ``extensions``) that reads the library's PyTorch-style docstrings
-as the Google style the API pages are rendered with.
+It also holds :class:`PyTorchDocstrings`, a griffe extension (listed in the mkdocstrings
+handler's options) that reads the library's PyTorch-style docstrings as the Google style
+the API pages are rendered with.
 """
 
 from __future__ import annotations
@@ -22,11 +26,18 @@ from types import ModuleType
 from typing import Any
 
 import griffe
-
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
 
 SETUP_COMMAND = "python scripts/fetch_mathjax.py"
+API_SECTION = "API reference"
+PACKAGE = "minideep"
+# Packages whose every module gets a page (the op families, the layers); elsewhere a
+# package's page stands for its submodules.
+PER_MODULE_PACKAGES = {"ops", "nn"}
+
+_generated: dict[str, str] = {}
 
 
 def _load_fetcher(root: Path) -> ModuleType:
@@ -38,6 +49,36 @@ def _load_fetcher(root: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def public_modules(root: Path) -> list[str]:
+    """Dotted names of the modules that need an API page: the package, its modules and
+    subpackages, and every module of ``minideep.ops`` and ``minideep.nn``."""
+    names = {PACKAGE}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if len(parts) < 2 or any(p.startswith("_") for p in parts):
+            continue
+        if len(parts) == 2 or (len(parts) == 3 and parts[1] in PER_MODULE_PACKAGES):
+            names.add(".".join(parts))
+    return sorted(names)
+
+
+def documented_modules(api_dir: Path) -> set[str]:
+    """Objects that the hand-written pages under ``docs/api/`` render with ``::: name``."""
+    found: set[str] = set()
+    for page in api_dir.glob("*.md"):
+        found.update(re.findall(r"^:::\s+([\w.]+)", page.read_text(encoding="utf-8"), re.MULTILINE))
+    return found
+
+
+def _api_section(nav: list[Any] | None) -> list[Any] | None:
+    for item in nav or []:
+        if isinstance(item, dict) and isinstance(item.get(API_SECTION), list):
+            return item[API_SECTION]
+    return None
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
@@ -57,7 +98,23 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
             f"{err}\nThe site serves MathJax itself. Run `{SETUP_COMMAND}` once "
             "(it needs the npm registry the first time), then build again."
         ) from err
+
+    _generated.clear()
+    documented = documented_modules(Path(config.docs_dir) / "api")
+    for name in public_modules(root):
+        if name not in documented:
+            _generated[f"api/{name}.md"] = f"::: {name}\n    options:\n      heading_level: 1\n"
+    section = _api_section(config.nav)
+    if section is not None:
+        section.extend({uri[4:-3]: uri} for uri in _generated)
     return config
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    for uri, content in _generated.items():
+        if files.get_file_from_path(uri) is None:
+            files.append(File.generated(config, uri, content=content))
+    return files
 
 
 # PyTorch writes "Example:" (singular); griffe's Google parser only knows "Examples:".

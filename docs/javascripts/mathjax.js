@@ -13,11 +13,9 @@ window.MathJax = {
     // Typeset only what arithmatex marked, so code blocks with "$" stay as they are.
     ignoreHtmlClass: ".*|",
     processHtmlClass: "arithmatex"
-  },
-  chtml: {
-    // Fonts next to the component, resolved from the script's own URL.
-    fontURL: "[mathjax]/output/chtml/fonts/woff-v2"
   }
+  // No chtml.fontURL: the component finds its fonts next to its own script
+  // (assets/mathjax/output/chtml/fonts/woff-v2), on this site.
 };
 
 // With instant navigation a page change swaps the content without reloading scripts,
