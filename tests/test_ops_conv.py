@@ -1,0 +1,82 @@
+"""F.conv2d against a direct loop over output pixels, and against finite differences."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minideep as md
+import minideep.nn.functional as F
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def direct_conv2d(x, w, b, stride, padding):
+    """The definition, one output pixel at a time: y[n,o,i,j] = b[o] + sum x_pad[n,:,s*i:s*i+kh, s*j:s*j+kw] * w[o]."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n, _, hp, wp = xp.shape
+    c_out, _, kh, kw = w.shape
+    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    y = np.zeros((n, c_out, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, sh * i : sh * i + kh, sw * j : sw * j + kw]
+            y[:, :, i, j] = np.einsum("nchw,ochw->no", patch, w)
+    return y + (0 if b is None else b[None, :, None, None])
+
+
+CASES = [
+    # (input shape, kernel (kh, kw), stride, padding)
+    ((2, 2, 5, 5), (3, 3), 1, 0),
+    ((2, 2, 5, 5), (3, 3), 1, 1),
+    ((1, 3, 6, 5), (3, 3), 2, 1),
+    ((2, 2, 5, 6), (1, 1), 1, 0),
+    ((2, 2, 5, 6), (1, 1), 2, 0),
+    ((1, 2, 5, 6), (2, 3), (2, 1), (1, 0)),
+    ((1, 2, 6, 5), (3, 1), 1, (0, 1)),
+    ((2, 1, 7, 7), (5, 5), 3, 2),
+    ((1, 2, 4, 4), (4, 4), 1, 0),  # the kernel covers the whole input
+    ((1, 2, 4, 5), (2, 2), 2, (1, 2)),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no bias"])
+@pytest.mark.parametrize("x_shape, kernel, stride, padding", CASES, ids=[f"{c[0]}-k{c[1]}-s{c[2]}-p{c[3]}" for c in CASES])
+def test_conv2d(randn, x_shape, kernel, stride, padding, bias):
+    c_in = x_shape[1]
+    x, w = randn(*x_shape, seed=1), randn(3, c_in, *kernel, seed=2)
+    b = randn(3, seed=3) if bias else None
+    y = F.conv2d(x, w, b, stride=stride, padding=padding)
+    expected = direct_conv2d(x.numpy(), w.numpy(), b.numpy() if bias else None, stride, padding)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
+    inputs = [x, w, b] if bias else [x, w]
+    assert md.gradcheck(lambda x, w, *b: F.conv2d(x, w, *b, stride=stride, padding=padding), inputs)
+
+
+def test_conv2d_with_only_the_weight_trainable(randn):
+    x, w = randn(1, 2, 5, 5, requires_grad=False), randn(3, 2, 3, 3, seed=1)
+    assert md.gradcheck(lambda w: F.conv2d(x, w, padding=1), [w])
+    assert x.grad is None
+
+
+def test_conv2d_with_only_the_input_trainable(randn):
+    x, w = randn(1, 2, 5, 5), randn(3, 2, 3, 3, seed=1, requires_grad=False)
+    assert md.gradcheck(lambda x: F.conv2d(x, w, stride=2, padding=1), [x])
+
+
+def test_conv2d_of_float32_stays_float32():
+    x = md.tensor(np.ones((1, 2, 4, 4)), dtype=np.float32, requires_grad=True)
+    w = md.tensor(np.ones((3, 2, 3, 3)), dtype=np.float32, requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32 and w.grad.dtype == np.float32
+
+
+def test_conv2d_output_size_formula(randn):
+    # OH = (H + 2p - kh) // s + 1: the last rows that do not fill a window are dropped.
+    y = F.conv2d(randn(1, 1, 7, 8), randn(2, 1, 3, 2, seed=1), stride=(2, 3), padding=(1, 0))
+    assert y.shape == (1, 2, (7 + 2 - 3) // 2 + 1, (8 - 2) // 3 + 1)
