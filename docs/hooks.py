@@ -106,7 +106,8 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
             _generated[f"api/{name}.md"] = f"::: {name}\n    options:\n      heading_level: 1\n"
     section = _api_section(config.nav)
     if section is not None:
-        section.extend({uri[4:-3]: uri} for uri in _generated)
+        listed = {v for item in section for v in (item.values() if isinstance(item, dict) else [item])}
+        section.extend({uri[4:-3]: uri} for uri in _generated if uri not in listed)
     return config
 
 
