@@ -128,15 +128,21 @@ class GradientFlowRecorder:
     taken after ``backward`` and before the optimizer's step, as the coursework did
     (a single-minibatch snapshot, not an average over the epoch). With
     ``every="step"`` it also records every ``interval``-th step. It computes nothing at
-    the other steps, so it costs a few elementwise passes over the gradients per record.
+    the other steps: a record costs a few elementwise passes over the gradients.
 
     Each record is a JSON-ready dict::
 
         {"epoch": 0, "step": 474, "mean_abs": {layer: float}, "max_abs": {...}, "norm": {...}}
 
+    where ``step`` counts optimizer steps over the whole run (``TrainState.global_step``).
+    The per-epoch record is also stored in fit's history entry under ``"gradient_flow"``,
+    so it is saved in checkpoints and ``results.json``, and a resumed run gets its earlier
+    epochs back.
+
     Args:
         every: ``"epoch"`` (one record per epoch) or ``"step"`` (also every ``interval`` steps).
-        interval: with ``every="step"``, record steps 0, interval, 2*interval, ...
+        interval: with ``every="step"``, record global steps 0, interval, 2*interval, ...
+        into_history: also put each epoch's record into fit's history (default True).
 
     Attributes:
         records: the per-epoch records, in order.
@@ -144,56 +150,65 @@ class GradientFlowRecorder:
 
     Example:
         >>> recorder = GradientFlowRecorder()
-        >>> fit(model, train_loader, epochs=5, callbacks=[recorder])
+        >>> fit(model, optimizer, train_loader, 5, callbacks=[recorder])
         >>> plots.gradient_flow(recorder.flow(), "flow.png")
     """
 
-    def __init__(self, every: str = "epoch", interval: int = 1) -> None:
+    history_key = "gradient_flow"
+
+    def __init__(self, every: str = "epoch", interval: int = 1, into_history: bool = True) -> None:
         if every not in ("epoch", "step"):
             raise ValueError(f"GradientFlowRecorder: every must be 'epoch' or 'step', got {every!r}")
-        if not isinstance(interval, int) or interval < 1:
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise ValueError(f"GradientFlowRecorder: interval must be a positive int, got {interval!r}")
         self.every = every
         self.interval = interval
+        self.into_history = into_history
         self.records: list[dict[str, Any]] = []
         self.step_records: list[dict[str, Any]] = []
         self._pending: dict[str, Any] | None = None
         self._steps_in_epoch = 0
-        self._steps_seen = 0
 
     # --- the fit callback protocol ------------------------------------------------------
-    def on_train_begin(self, state: Mapping[str, Any]) -> None:
-        """Forget records past the epoch fit starts from (a resumed run recomputes them)."""
-        start = state.get("epoch", 0) or 0
-        self.records = [r for r in self.records if r["epoch"] < start]
+    def on_train_begin(self, state: Any) -> None:
+        """Start clean; on a resumed run, take the finished epochs' records from the history."""
+        history = _get(state, "history") or []
+        start = len(history)  # epochs already finished (a resumed run)
+        kept = [dict(r[self.history_key]) for r in history if isinstance(r, Mapping) and self.history_key in r]
+        self.records = kept or [r for r in self.records if r["epoch"] < start]
         self.step_records = [r for r in self.step_records if r["epoch"] < start]
         self._pending = None
         self._steps_in_epoch = 0
 
-    def on_step_end(self, state: Mapping[str, Any]) -> None:
-        """Record this step if it is the epoch's last one, or a recorded step."""
-        model = state["model"]
-        last = _is_last_step(state)
-        recorded_step = self.every == "step" and self._step_index(state) % self.interval == 0
-        self._steps_in_epoch += 1
-        self._steps_seen += 1
-        if not (last or recorded_step):
-            return
-        record = self._record(model, state)
-        if recorded_step:
-            self.step_records.append(record)
-        if last:
-            self._pending = record
+    def on_epoch_begin(self, state: Any) -> None:
+        self._pending = None
+        self._steps_in_epoch = 0
 
-    def on_epoch_end(self, state: Mapping[str, Any]) -> None:
-        """Store the epoch's record: from its last step, or from the gradients still held."""
+    def on_step_end(self, state: Any) -> None:
+        """Record this step if it is the epoch's last one, or one of the recorded steps."""
+        step = int(_get(state, "step") or 0)
+        count = _get(state, "steps_per_epoch")
+        last = bool(count) and step == int(count) - 1
+        recorded_step = self.every == "step" and self._global_step(state) % self.interval == 0
+        self._steps_in_epoch += 1
+        if last or recorded_step:
+            record = self._record(state)
+            if recorded_step:
+                self.step_records.append(record)
+            if last:
+                self._pending = record
+
+    def on_epoch_end(self, state: Any) -> None:
+        """Store the epoch's record (from its last step, or from the gradients still held)."""
         record = self._pending
         if record is None and self._steps_in_epoch:
-            # fit did not say which step was the last: the gradients still hold it
-            record = self._record(state["model"], state)
+            # the loader had no length, so the last step was not known: .grad still holds it
+            record = self._record(state, step=self._global_step(state) - 1)
         if record is not None:
-            record = dict(record, epoch=int(state.get("epoch", record["epoch"])))
             self.records.append(record)
+            entry = _get(state, "record")
+            if self.into_history and isinstance(entry, dict):
+                entry[self.history_key] = record
         self._pending = None
         self._steps_in_epoch = 0
 
@@ -231,27 +246,25 @@ class GradientFlowRecorder:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GradientFlowRecorder":
-        """A recorder holding the records of :meth:`to_dict` (e.g. to resume a run)."""
+        """A recorder holding the records of :meth:`to_dict` (e.g. read back from JSON)."""
         recorder = cls(every=data.get("every", "epoch"), interval=data.get("interval", 1))
         recorder.records = [dict(r) for r in data.get("records", [])]
         recorder.step_records = [dict(r) for r in data.get("step_records", [])]
         return recorder
 
     # --- helpers ------------------------------------------------------------------------
-    def _step_index(self, state: Mapping[str, Any]) -> int:
-        """The global step number from ``state``, or a count of the steps seen."""
-        step = state.get("step")
-        return int(step) if step is not None else self._steps_seen
+    def _global_step(self, state: Any) -> int:
+        step = _get(state, "global_step")
+        return int(step) if step is not None else int(_get(state, "step") or 0)
 
-    def _record(self, model: Any, state: Mapping[str, Any]) -> dict[str, Any]:
-        stats = gradient_statistics(model)
-        return {"epoch": int(state.get("epoch", 0) or 0), "step": int(state.get("step", 0) or 0), **stats}
+    def _record(self, state: Any, step: int | None = None) -> dict[str, Any]:
+        stats = gradient_statistics(_get(state, "model"))
+        step = self._global_step(state) if step is None else step
+        return {"epoch": int(_get(state, "epoch") or 0), "step": int(step), **stats}
 
 
-def _is_last_step(state: Mapping[str, Any]) -> bool:
-    """Whether fit says this step is the epoch's last (``batch`` index and ``num_batches``)."""
-    for index_key, count_key in (("batch", "num_batches"), ("batch", "batches_per_epoch"), ("batch", "steps_per_epoch")):
-        index, count = state.get(index_key), state.get(count_key)
-        if index is not None and count:
-            return int(index) == int(count) - 1
-    return False
+def _get(state: Any, key: str) -> Any:
+    """``state.key`` for fit's TrainState, ``state[key]`` for a dict; None when absent."""
+    if isinstance(state, Mapping):
+        return state.get(key)
+    return getattr(state, key, None)
