@@ -1,0 +1,558 @@
+"""The training loop: ``fit`` and ``evaluate``, with a progress bar, history, hooks and checkpoints.
+
+One epoch of ``fit``::
+
+    loader.set_epoch(epoch)                 # the loader's order for this epoch (exact resume)
+    for step, (x, y) in enumerate(loader):
+        loss = loss_fn(model(x), y)         # NaN/inf -> TrainingDiverged, nothing is updated
+        zero the gradients; loss.backward()
+        callback.on_step_end(state)         # gradients are visible, parameters not yet updated
+        optimizer.step()
+    evaluate on val_loader; scheduler.step(); history.append(...)
+    callback.on_epoch_end(state)
+    write checkpoint_dir/last.npz (and best.npz when validation accuracy improved)
+
+Metrics are means over batches (the MLP coursework's convention): the epoch's loss is the
+average of the per-batch mean losses, and likewise the accuracy. With equal batches this
+is the mean over samples; a smaller last batch weighs as much as a full one.
+
+Epochs and steps are counted from 0 in the history, in ``TrainState`` and in checkpoints
+(as ``for epoch in range(epochs)``); printed messages count from 1 ("epoch 3/4").
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .autograd import Tensor, no_grad
+from .backend import check_device, get_array_module, get_generator, manual_seed
+from .checkpoint import load_checkpoint, save_checkpoint
+from .ops.loss import cross_entropy
+
+LAST = "last.npz"
+BEST = "best.npz"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or a parameter) became NaN or infinite; training stopped.
+
+    Attributes:
+        epoch: the epoch index (from 0) in which it happened.
+        step: the step index (from 0) within that epoch, or None when found at the epoch's end.
+        loss: the offending loss value (None when a parameter, not the loss, was non-finite).
+        checkpoint: the last good checkpoint file, or None if none was written.
+    """
+
+    def __init__(self, message: str, epoch: int, step: int | None, loss: float | None, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.epoch, self.step, self.loss, self.checkpoint = epoch, step, loss, checkpoint
+
+
+class Callback:
+    """Hooks into ``fit``. Subclass and override what you need; every method gets the ``TrainState``.
+
+    Any object with some of these methods works (missing ones are skipped). Set
+    ``state.stop_training = True`` to end ``fit`` after the current epoch.
+    """
+
+    def on_train_begin(self, state: "TrainState") -> None:
+        """Before the first epoch (after a resume has restored everything)."""
+
+    def on_epoch_begin(self, state: "TrainState") -> None:
+        """Before the first batch of ``state.epoch``."""
+
+    def on_step_end(self, state: "TrainState") -> None:
+        """After ``loss.backward()`` and before ``optimizer.step()``: parameters' ``.grad`` hold this batch's gradients."""
+
+    def on_epoch_end(self, state: "TrainState") -> None:
+        """After validation and the schedule step, before the checkpoint; ``state.record`` is this epoch's history entry (add to it and it is saved)."""
+
+    def on_train_end(self, state: "TrainState") -> None:
+        """After the last epoch, or an early stop (not called when training is interrupted or diverges)."""
+
+
+@dataclass
+class TrainState:
+    """What callbacks see.
+
+    Attributes:
+        model, optimizer, scheduler: the objects being trained.
+        epochs: the number of epochs ``fit`` was asked for.
+        epoch: the current epoch index, from 0.
+        step: the current step within the epoch, from 0.
+        global_step: optimizer steps taken so far over the whole run (including before a resume).
+        steps_per_epoch: ``len(train_loader)``, or None when the loader has no length.
+        batch: the current ``(inputs, targets)`` tensors.
+        outputs: the model's output for the batch (a Tensor in the graph).
+        loss: the batch's loss, a Python float.
+        history: the finished epochs' records (dicts), oldest first.
+        record: the current epoch's record, set just before ``on_epoch_end``.
+        checkpoint_dir: where checkpoints go, or None.
+        stop_training: set True to stop after the current epoch.
+    """
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    epochs: int
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    steps_per_epoch: int | None = None
+    batch: tuple[Any, Any] | None = None
+    outputs: Any = None
+    loss: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+    checkpoint_dir: Path | None = None
+    stop_training: bool = False
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns.
+
+    Attributes:
+        history: one dict per finished epoch: ``epoch`` (from 0), ``train_loss``, ``train_acc``,
+            ``val_loss``, ``val_acc`` (None without a validation loader), ``lr`` (the rate used
+            during the epoch) and ``time`` (seconds).
+        best_epoch: the epoch with the highest validation accuracy (lowest validation loss when
+            there is no accuracy), or None without validation.
+        best_val_acc, best_val_loss: that epoch's validation metrics.
+        last_checkpoint, best_checkpoint: paths of ``last.npz`` and ``best.npz``, or None.
+        resumed_from_epoch: the number of epochs already finished when a resume began, else None.
+        stopped_early: a callback set ``state.stop_training``.
+    """
+
+    history: list[dict[str, Any]]
+    best_epoch: int | None = None
+    best_val_acc: float | None = None
+    best_val_loss: float | None = None
+    last_checkpoint: Path | None = None
+    best_checkpoint: Path | None = None
+    resumed_from_epoch: int | None = None
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (paths as strings)."""
+        out = dict(self.__dict__)
+        for key in ("last_checkpoint", "best_checkpoint"):
+            out[key] = None if out[key] is None else str(out[key])
+        return out
+
+
+# ----------------------------------------------------------------------------------------
+# Seeds and random states
+# ----------------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    """Seed minideep's generators (dropout, initialisation), NumPy's global one and Python's ``random``."""
+    manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def rng_state() -> dict[str, str]:
+    """The states of minideep's CPU generator, NumPy's global generator and ``random``, as JSON strings.
+
+    CuPy's generator exposes no state to save, so dropout on the GPU does not resume
+    bit for bit.
+    """
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "minideep_cpu": json.dumps(get_generator(np).bit_generator.state),
+        "numpy_global": json.dumps([keys.tolist(), int(pos), int(has_gauss), float(cached)]),
+        "python_random": json.dumps(random.getstate()),
+    }
+
+
+def set_rng_state(state: dict[str, str]) -> None:
+    """Restore what ``rng_state()`` returned."""
+    get_generator(np).bit_generator.state = json.loads(state["minideep_cpu"])
+    keys, pos, has_gauss, cached = json.loads(state["numpy_global"])
+    np.random.set_state(("MT19937", np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = json.loads(state["python_random"])
+    random.setstate((version, tuple(internal), gauss))
+
+
+# ----------------------------------------------------------------------------------------
+# Batches and metrics
+# ----------------------------------------------------------------------------------------
+
+
+def _on_device(value: Any, device: str) -> Tensor:
+    tensor = value if isinstance(value, Tensor) else Tensor(value)
+    return tensor if tensor.device == device else tensor.to(device)
+
+
+def _unpack(batch: Any, caller: str) -> tuple[Any, Any]:
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(f"{caller}: the loader must yield (inputs, targets) pairs, got {type(batch).__name__}")
+    return batch[0], batch[1]
+
+
+def accuracy(outputs: Tensor, targets: Tensor) -> float | None:
+    """Fraction of rows whose largest output is the target class; None unless outputs are (N, C) and targets integers."""
+    scores, labels = outputs.data, targets.data
+    if scores.ndim != 2 or labels.dtype.kind not in "iu" or labels.shape != scores.shape[:1]:
+        return None
+    xp = get_array_module(scores)
+    return float(xp.mean(xp.argmax(scores, axis=1) == labels))
+
+
+class _Mean:
+    """Running mean of per-batch values (None once any value is None)."""
+
+    def __init__(self) -> None:
+        self.total, self.count, self.valid = 0.0, 0, True
+
+    def add(self, value: float | None) -> None:
+        if value is None:
+            self.valid = False
+        else:
+            self.total += value
+        self.count += 1
+
+    @property
+    def value(self) -> float | None:
+        return self.total / self.count if self.valid and self.count else None
+
+
+def _progress(iterable: Iterable, total: int | None, desc: str, enabled: bool) -> Any:
+    """A tqdm bar over ``iterable`` when tqdm is installed and ``enabled``, else the iterable."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+
+
+def _model_device(model: Any) -> str:
+    for _, param in model.named_parameters():
+        return param.device
+    return "cpu"
+
+
+def _call(callbacks: Sequence[Any], hook: str, state: TrainState) -> None:
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(state)
+
+
+def evaluate(model: Any, loader: Iterable, loss_fn: Callable[..., Tensor] = cross_entropy,
+             device: str | None = None, progress: bool = False) -> dict[str, float | None]:
+    """Loss and accuracy of ``model`` on ``loader``, in eval mode and without a graph.
+
+    Both are means over batches (the coursework's convention):
+    ``loss = (1/B) sum_b loss_fn(model(x_b), y_b)``, likewise accuracy. The model's
+    train/eval mode is restored afterwards.
+
+    Args:
+        model: a module (called as ``model(x)``).
+        loader: an iterable of ``(inputs, targets)`` pairs.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar Tensor`` (default cross-entropy).
+        device: where batches are moved; default: the device of the model's parameters.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"loss": float, "accuracy": float or None}`` (None when outputs are not class scores).
+    """
+    device = device or _model_device(model)
+    was_training = getattr(model, "training", False)
+    model.eval()
+    loss_mean, acc_mean = _Mean(), _Mean()
+    try:
+        with no_grad():
+            for batch in _progress(loader, _len(loader), "evaluate", progress):
+                x, y = _unpack(batch, "evaluate")
+                x, y = _on_device(x, device), _on_device(y, device)
+                outputs = model(x)
+                loss_mean.add(float(loss_fn(outputs, y).item()))
+                acc_mean.add(accuracy(outputs, y))
+    finally:
+        if was_training:
+            model.train()
+    if loss_mean.count == 0:
+        raise ValueError("evaluate: the loader yielded no batches")
+    return {"loss": loss_mean.value, "accuracy": acc_mean.value}
+
+
+def _len(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------
+# fit
+# ----------------------------------------------------------------------------------------
+
+
+def fit(
+    model: Any,
+    optimizer: Any,
+    train_loader: Iterable,
+    epochs: int,
+    *,
+    loss_fn: Callable[..., Tensor] = cross_entropy,
+    val_loader: Iterable | None = None,
+    scheduler: Any = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    seed: int | None = None,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+    device: str = "cpu",
+    log: Callable[[str], None] | None = print,
+) -> FitResult:
+    """Train ``model`` for ``epochs`` epochs; checkpoint, resume and stop on divergence.
+
+    Every epoch: ``train_loader.set_epoch(epoch)`` (when the loader has it), one optimizer
+    step per batch, evaluation on ``val_loader``, ``scheduler.step()``, a history entry, and
+    (with ``checkpoint_dir``) ``last.npz`` written atomically with the model, optimizer and
+    schedule states, the random states and the history. ``best.npz`` holds the model of the
+    epoch with the best validation accuracy, for testing from the best-validation checkpoint.
+
+    Args:
+        model: the module to train; moved to ``device``.
+        optimizer: a ``minideep.optim`` optimizer over the model's parameters.
+        train_loader: an iterable of ``(inputs, targets)`` pairs; ``len()`` and
+            ``set_epoch(epoch)`` are used when present (``set_epoch`` makes resume exact).
+        epochs: the total number of epochs (a resumed run counts those already done).
+        loss_fn: ``loss_fn(outputs, targets) -> scalar Tensor`` (default ``cross_entropy``).
+        val_loader: evaluated after every epoch (means over batches), or None.
+        scheduler: a learning-rate schedule stepped once per epoch, after its optimizer steps.
+        checkpoint_dir: folder for ``last.npz`` and ``best.npz``; None writes none.
+        resume: continue from ``checkpoint_dir/last.npz`` after its last finished epoch (start
+            from scratch when there is none). The result is bit-identical to an uninterrupted run.
+        seed: seed minideep's, NumPy's and Python's generators first (``seed_everything``).
+        callbacks: objects with any of the ``Callback`` methods.
+        progress: show a tqdm progress bar per epoch (loss, accuracy, speed) if tqdm is installed.
+        device: ``"cpu"`` or ``"gpu"``.
+        log: called with one line per epoch (and resume notices); None for silence.
+
+    Returns:
+        A ``FitResult`` (history, best epoch, checkpoint paths).
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite (message names the epoch, the step
+            and the value); nothing of that epoch is saved, so ``last.npz`` stays the last good one.
+
+    Example:
+        >>> opt = optim.Adam(model.named_parameters())
+        >>> sched = optim.CosineAnnealingLR(opt, T_max=100, eta_min=2e-5)
+        >>> result = fit(model, opt, train, 100, val_loader=val, scheduler=sched,
+        ...              checkpoint_dir="runs/ckpt", resume=True, seed=0)
+        >>> load_model(model, result.best_checkpoint); evaluate(model, test)
+    """
+    if not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+    check_device(device)
+    if resume and checkpoint_dir is None:
+        raise ValueError("fit: resume=True needs a checkpoint_dir to resume from")
+    say = log or (lambda line: None)
+    if seed is not None:
+        seed_everything(seed)
+    model.to(device)
+    _check_optimizer_params(model, optimizer)
+
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    last_path = ckpt_dir / LAST if ckpt_dir else None
+    best_path = ckpt_dir / BEST if ckpt_dir else None
+    state = TrainState(model, optimizer, scheduler, int(epochs), steps_per_epoch=_len(train_loader), checkpoint_dir=ckpt_dir)
+    best: dict[str, Any] = {"epoch": None, "val_acc": None, "val_loss": None}
+    start, resumed_from = 0, None
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path)
+        _restore(ckpt, model, optimizer, scheduler, last_path)
+        model.to(device)
+        state.history = [dict(r) for r in ckpt["history"]]
+        state.global_step = int(ckpt["global_step"])
+        best = dict(ckpt["best"])
+        start = resumed_from = int(ckpt["epoch"]) + 1
+        say(f"fit: resumed from {last_path} after epoch {start}/{epochs}")
+    elif resume:
+        say(f"fit: no checkpoint in {ckpt_dir}; starting from scratch")
+
+    _call(callbacks, "on_train_begin", state)
+    for epoch in range(start, epochs):
+        state.epoch, state.record = epoch, None
+        record = _run_epoch(state, train_loader, val_loader, loss_fn, device, progress, callbacks, last_path)
+        _check_parameters(state, last_path)
+        state.history.append(record)
+        state.record = record
+        _call(callbacks, "on_epoch_end", state)
+        improved = _improved(record, best)
+        if improved:
+            best = {"epoch": epoch, "val_acc": record["val_acc"], "val_loss": record["val_loss"]}
+        if ckpt_dir is not None:
+            if improved:  # best first: a crash between the two writes leaves last.npz behind best.npz, never ahead
+                save_checkpoint(best_path, {"kind": "best", **best, "model": model.state_dict()})
+            elif best["epoch"] is None:
+                best_path.unlink(missing_ok=True)  # an older run's best.npz must not pass for this run's
+            save_checkpoint(last_path, _checkpoint(state, best))
+        say(_summary(record, epochs))
+        if state.stop_training:
+            break
+    _call(callbacks, "on_train_end", state)
+
+    return FitResult(
+        history=state.history, best_epoch=best["epoch"], best_val_acc=best["val_acc"], best_val_loss=best["val_loss"],
+        last_checkpoint=last_path if last_path and last_path.is_file() else None,
+        best_checkpoint=best_path if best_path and best["epoch"] is not None and best_path.is_file() else None,
+        resumed_from_epoch=resumed_from, stopped_early=state.stop_training,
+    )
+
+
+def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable | None, loss_fn: Callable,
+               device: str, progress: bool, callbacks: Sequence[Any], last_path: Path | None) -> dict[str, Any]:
+    """Train one epoch, validate, step the schedule; return the epoch's history record."""
+    model, optimizer, epoch = state.model, state.optimizer, state.epoch
+    for loader in (train_loader, val_loader):
+        if loader is not None and hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+    started = time.perf_counter()
+    lr = optimizer.lr
+    model.train()
+    _call(callbacks, "on_epoch_begin", state)
+    loss_mean, acc_mean = _Mean(), _Mean()
+    batches = iter(train_loader)
+    bar = _progress(batches, state.steps_per_epoch, f"epoch {epoch + 1}/{state.epochs}", progress)
+    try:
+        for step, batch in enumerate(bar):
+            x, y = _unpack(batch, "fit")
+            x, y = _on_device(x, device), _on_device(y, device)
+            outputs = model(x)
+            loss = loss_fn(outputs, y)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise _diverged(state, step, value, last_path)
+            optimizer.zero_grad()
+            model.zero_grad()
+            loss.backward()
+            state.step, state.batch, state.outputs, state.loss = step, (x, y), outputs, value
+            _call(callbacks, "on_step_end", state)
+            optimizer.step()
+            state.global_step += 1
+            loss_mean.add(value)
+            acc_mean.add(accuracy(outputs, y))
+            if bar is not batches:
+                acc = acc_mean.value
+                bar.set_postfix(loss=f"{loss_mean.value:.4f}", acc="-" if acc is None else f"{acc:.4f}", refresh=False)
+    finally:
+        if bar is not batches:
+            bar.close()
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # stop a prefetching loader's worker when the epoch ends early
+        state.batch = state.outputs = None  # do not keep the last graph alive between epochs
+    if loss_mean.count == 0:
+        raise ValueError(f"fit: the training loader yielded no batches in epoch {epoch + 1}")
+    record: dict[str, Any] = {"epoch": epoch, "train_loss": loss_mean.value, "train_acc": acc_mean.value,
+                              "val_loss": None, "val_acc": None, "lr": lr}
+    if val_loader is not None:
+        val = evaluate(model, val_loader, loss_fn, device)
+        record["val_loss"], record["val_acc"] = val["loss"], val["accuracy"]
+    if state.scheduler is not None:
+        state.scheduler.step()
+    record["time"] = time.perf_counter() - started
+    return record
+
+
+def _diverged(state: TrainState, step: int | None, value: float | None, last_path: Path | None) -> TrainingDiverged:
+    finished = len(state.history)
+    if last_path is not None and last_path.is_file():
+        where = f"the last good checkpoint is {last_path} (after epoch {finished}/{state.epochs})"
+        checkpoint = last_path
+    else:
+        where = "no checkpoint was written" + ("" if last_path else " (checkpoint_dir=None)")
+        checkpoint = None
+    steps = f"/{state.steps_per_epoch}" if state.steps_per_epoch else ""
+    what = f"the training loss is {value} at epoch {state.epoch + 1}/{state.epochs}, step {step + 1}{steps}" if step is not None \
+        else f"a parameter became NaN or infinite in epoch {state.epoch + 1}/{state.epochs}"
+    lr = getattr(state.optimizer, "lr", None)
+    return TrainingDiverged(
+        f"fit: training diverged: {what} (lr={lr}); training stopped, {where}. "
+        "Try a smaller learning rate, gradient-friendly initialisation or normalisation.",
+        epoch=state.epoch, step=step, loss=value, checkpoint=checkpoint,
+    )
+
+
+def _check_parameters(state: TrainState, last_path: Path | None) -> None:
+    """Refuse to checkpoint NaN/inf weights (a finite loss can hide them for a step)."""
+    for _, param in state.model.named_parameters():
+        xp = get_array_module(param.data)
+        if not bool(xp.isfinite(param.data).all()):
+            raise _diverged(state, None, None, last_path)
+
+
+def _improved(record: dict[str, Any], best: dict[str, Any]) -> bool:
+    """Higher validation accuracy wins; without accuracy, lower validation loss."""
+    if record["val_acc"] is not None:
+        return best["val_acc"] is None or record["val_acc"] > best["val_acc"]
+    if record["val_loss"] is not None and math.isfinite(record["val_loss"]):
+        return best["val_loss"] is None or record["val_loss"] < best["val_loss"]
+    return False
+
+
+def _checkpoint(state: TrainState, best: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "last",
+        "epoch": state.epoch,
+        "epochs": state.epochs,
+        "global_step": state.global_step,
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": None if state.scheduler is None else state.scheduler.state_dict(),
+        "rng": rng_state(),
+        "history": state.history,
+        "best": best,
+    }
+
+
+def _restore(ckpt: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, path: Path) -> None:
+    if ckpt.get("kind") != "last":
+        raise ValueError(f"fit: {path} is a {ckpt.get('kind')!r} checkpoint, resume needs the one fit writes as {LAST}")
+    if (ckpt["scheduler"] is None) != (scheduler is None):
+        raise ValueError(
+            f"fit: {path} was written {'without' if ckpt['scheduler'] is None else 'with'} a scheduler, "
+            f"but this call has {'one' if scheduler is not None else 'none'}; resume with the same setup"
+        )
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+
+
+def _check_optimizer_params(model: Any, optimizer: Any) -> None:
+    """The optimizer must hold the model's own parameter objects (not copies made before ``to()``)."""
+    owned = [param for _, param in model.named_parameters()]
+    for name, param in getattr(optimizer, "params", {}).items():
+        if not any(param is p for p in owned):
+            raise ValueError(
+                f"fit: the optimizer's parameter {name!r} is not a parameter of the model; "
+                "build the optimizer from model.named_parameters() of this model"
+            )
+
+
+def _summary(record: dict[str, Any], epochs: int) -> str:
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    line = f"epoch {record['epoch'] + 1}/{epochs}: train loss {fmt(record['train_loss'])} acc {fmt(record['train_acc'])}"
+    if record["val_loss"] is not None:
+        line += f" | val loss {fmt(record['val_loss'])} acc {fmt(record['val_acc'])}"
+    return line + f" | lr {record['lr']:.3g} | {record['time']:.1f} s"
