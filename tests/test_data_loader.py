@@ -99,6 +99,18 @@ def test_prefetching_thread_gives_the_same_batches_and_stops_on_break():
     assert not it._thread.is_alive()
 
 
+def test_breaking_out_of_the_loop_stops_the_worker_thread():
+    import gc
+
+    it = iter(DataLoader(make(), 1, prefetch=2))
+    next(it)
+    thread = it._thread
+    del it  # what a ``for`` loop does after ``break``
+    gc.collect()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+
+
 def test_an_error_in_the_worker_reaches_the_training_loop():
     def broken(x, rng):
         raise RuntimeError("transform exploded")

@@ -71,3 +71,22 @@ def test_bundled_images_are_the_official_images_they_claim_to_be(split):
     idx = sub.extra["source_indices"]
     np.testing.assert_array_equal(sub.images, full.images[idx])
     np.testing.assert_array_equal(sub.labels, full.labels[idx])
+
+
+def test_command_line_lists_where_each_data_set_is(capsys):
+    from minideep.data.__main__ import main
+
+    assert main(["where", "bundled", "cifar10"]) == 0
+    out = capsys.readouterr().out
+    assert "bundled train:   6000 images 1x28x28" in out and "cifar10: not available" in out
+
+
+def test_read_only_shared_folder_is_skipped_for_downloads(monkeypatch, tmp_path):
+    from minideep.data import locate
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setenv("MINIDEEP_DATA", str(shared))
+    monkeypatch.setattr(locate.os, "access", lambda path, mode: not str(path).startswith(str(shared)))
+    assert locate.download_dir("cifar10") == tmp_path / "xdg" / "minideep" / "cifar10"
+    assert locate.search_roots()[0] == (shared, "$MINIDEEP_DATA")

@@ -144,7 +144,9 @@ class _Prefetcher:
     """Runs a batch generator in a daemon thread, ``depth`` batches ahead of the consumer.
 
     NumPy (and CuPy's kernels) release the GIL while they copy and compute, so the next
-    batch is gathered and augmented while the model trains on the current one.
+    batch is gathered and augmented while the model trains on the current one. The worker
+    holds only the queue and a stop flag, not this object, so a loop that breaks early
+    drops the iterator, ``__del__`` raises the flag, and the worker ends.
     """
 
     def __init__(self, batches: Iterator[Any], depth: int, wrap: Callable[[Any], Any]) -> None:
@@ -152,26 +154,10 @@ class _Prefetcher:
         self._stop = threading.Event()
         self._wrap = wrap
         self._done = False
-        self._thread = threading.Thread(target=self._work, args=(batches,), daemon=True, name="minideep-loader")
+        self._thread = threading.Thread(
+            target=_work, args=(batches, self._queue, self._stop), daemon=True, name="minideep-loader"
+        )
         self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self, batches: Iterator[Any]) -> None:
-        try:
-            for batch in batches:
-                if not self._put(batch):
-                    return
-            self._put(_END)
-        except BaseException as err:  # handed to the consumer, raised there
-            self._put(_Failure(err))
 
     def __iter__(self) -> "_Prefetcher":
         return self
@@ -197,3 +183,25 @@ class _Prefetcher:
 
     def __del__(self) -> None:
         self._stop.set()
+
+
+def _put(q: queue.Queue, stop: threading.Event, item: Any) -> bool:
+    """Put ``item`` unless ``stop`` is raised first; False if it was."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _work(batches: Iterator[Any], q: queue.Queue, stop: threading.Event) -> None:
+    """The worker thread: fill the queue with batches, then the end marker (or the error)."""
+    try:
+        for batch in batches:
+            if not _put(q, stop, batch):
+                return
+        _put(q, stop, _END)
+    except BaseException as err:  # handed to the consumer, raised there
+        _put(q, stop, _Failure(err))

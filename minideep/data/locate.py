@@ -60,9 +60,21 @@ def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[tuple[
     return dirs
 
 
+def _writable(path: Path) -> bool:
+    """Whether ``path`` can be created or written to (checked on its nearest existing ancestor)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK)
+
+
 def download_dir(name: str, data_dir: str | Path | None = None) -> Path:
-    """The folder a download of ``name`` goes to: ``<first root>/<name>``."""
-    return search_roots(data_dir)[0][0] / name
+    """The folder downloads and caches of ``name`` go to: ``<root>/<name>`` in the first
+    writable root (a read-only shared ``$MINIDEEP_DATA`` is skipped for the user cache)."""
+    roots = search_roots(data_dir)
+    for root, _ in roots:
+        if _writable(root / name):
+            return root / name
+    return roots[-1][0] / name
 
 
 def find(name: str, entries: tuple[str, ...], data_dir: str | Path | None = None) -> tuple[Path, str] | None:

@@ -21,6 +21,7 @@ from .errors import DataFormatError, UnsafePickleError
 # NumPy versions that moved it (numpy.core -> numpy._core).
 _reconstruct = np.ndarray(0).__reduce__()[0]
 
+# --8<-- [start:allowed]
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
@@ -39,12 +40,14 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
-        except KeyError:
+        except KeyError:  # anything else (os.system, subprocess, eval, ...) is refused
             raise UnsafePickleError(
                 f"refusing to unpickle {self.label}: it asks to import {module}.{name}, and only "
                 f"{', '.join(f'{m}.{n}' for m, n in _ALLOWED)} are allowed. "
                 "The file is not an official data file; delete it."
             ) from None
+
+    # --8<-- [end:allowed]
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(f"refusing to unpickle {self.label}: it uses persistent ids")

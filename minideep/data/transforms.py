@@ -133,12 +133,14 @@ def random_crop(x: Any, size: int | tuple[int, int], padding: int = 0, rng: Any 
         raise ValueError(f"random_crop: crop {h}x{w} is larger than the padded image {hp}x{wp}")
     gen = _rng(rng)
     xp = get_array_module(x)
+    # --8<-- [start:random_crop]
     top = xp.asarray(gen.integers(0, hp - h + 1, size=n))
     left = xp.asarray(gen.integers(0, wp - w + 1, size=n))
     # windows[n, i, j] is the (C, h, w) crop of image n whose top-left corner is (i, j).
     s_n, s_c, s_h, s_w = padded.strides
     windows = _as_strided(padded, (n, hp - h + 1, wp - w + 1, c, h, w), (s_n, s_h, s_w, s_c, s_h, s_w))
     return windows[xp.arange(n), top, left]
+    # --8<-- [end:random_crop]
 
 
 def xp_contiguous(x: Any) -> Any:
