@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from minideep.data import (
     load_dataset,
     load_dataset_or_bundled,
     safe_loads,
+    sources,
 )
 from minideep.data.sources import RemoteFile
 from test_data_formats import (  # noqa: F401 - _isolated is an autouse fixture
@@ -139,7 +139,7 @@ def test_member_with_wrong_checksum_is_not_unpickled(monkeypatch, tmp_path):
     members, _ = cifar_members("cifar10", np.random.default_rng(1))
     archive = write_tar_gz(tmp_path / "cifar-10-python.tar.gz", members)
     register_cifar(monkeypatch, "cifar10", members, archive)
-    sums = dict(__import__("minideep.data.sources", fromlist=["SOURCES"]).SOURCES["cifar10"]["archive"].members)
+    sums = dict(sources.SOURCES["cifar10"]["archive"].members)
     sums["cifar-10-batches-py/test_batch"] = "f" * 32
     register(monkeypatch, "cifar10", {"archive": RemoteFile("cifar-10-python.tar.gz", md5(archive), (), members=sums)})
     with pytest.raises(ChecksumError, match=r"test_batch: expected md5 f{32}"):

@@ -65,6 +65,7 @@ def load_cifar(
         _verify_member(found.path, member, data, expected)
     meta = safe_loads(blobs[wanted[-1]], f"{found.path}:{wanted[-1]}")
     batches = [safe_loads(blobs[m], f"{found.path}:{m}") for m in wanted[:-1]]
+    del blobs  # the raw bytes are another 150 MB for the training set
     images = np.concatenate([_images(b, m) for b, m in zip(batches, wanted)])
     if name == "cifar10":
         labels = np.concatenate([_labels(b, "labels", m) for b, m in zip(batches, wanted)])

@@ -4,10 +4,10 @@ The official ``food-101.tar.gz`` (about 5 GB) holds ``food-101/images/<class>/<i
 (101 classes x 1,000 photos, longest side 512 px) and ``food-101/meta/`` with
 ``classes.txt`` (one class per line) and ``train.txt`` / ``test.txt`` (lines
 ``<class>/<id>``, 750 and 250 per class). The first load decodes every photo with Pillow,
-resizes it to ``image_size x image_size`` (the whole photo, squashed to a square; McInroe 2020
-used 128 x 128)
-and writes ``{train,test}_images.npy`` to ``<root>/food101/processed-<S>px/``; later loads
-memory-map those files in well under a second.
+resizes it to ``image_size x image_size`` (the whole photo, squashed to a square; McInroe
+2020 used 128 x 128) and writes ``{train,test}_images.npy`` to
+``<root>/food101/processed-<S>px/``; later loads memory-map those files in well under a
+second.
 
 The archive is streamed, never unpacked: one pass reads the meta files, a second decodes
 the photos straight into the output arrays. An already extracted ``food-101/`` folder is
