@@ -9,6 +9,7 @@ from typing import Any
 
 from ..autograd import Function, Tensor, as_tensor_like, sum_to, unwrap
 from ..backend import get_array_module
+from .arithmetic import _check_broadcast as check_broadcast
 
 
 class Exp(Function):
@@ -70,6 +71,7 @@ class Maximum(Function):
     """y = max(a, b) elementwise.   The gradient goes to the larger input; ties split it in half."""
 
     def forward(self, a, b):
+        check_broadcast("maximum", a, b)
         self.a, self.b = a, b
         return get_array_module(a, b).maximum(a, b)
 
@@ -108,6 +110,8 @@ class Where(Function):
 
     def forward(self, a, b):
         xp = get_array_module(a, b)
+        for x, y in ((a, b), (self.condition, a), (self.condition, b)):  # pairwise is enough for broadcasting
+            check_broadcast("where", x, y)
         self.a_shape, self.b_shape = a.shape, b.shape
         return xp.where(self.condition, a, b)
 
