@@ -110,6 +110,9 @@ class MatMul(Function):
             raise ValueError(
                 f"matmul: inner dimensions differ: {a.shape} @ {b.shape} ({a.shape[-1]} != {b.shape[-2]})"
             )
+        for x, y in zip(reversed(a.shape[:-2]), reversed(b.shape[:-2])):  # batch axes broadcast like add's
+            if x != y and x != 1 and y != 1:
+                raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast together")
         self.a, self.b = a, b
         return a @ b
 
