@@ -99,11 +99,9 @@ class Module:
             )
         params, buffers, modules = self._parameters, self._buffers, self._modules
         if isinstance(value, Parameter):
-            self._forget(name)
-            params[name] = value
+            self._register(params, name, value)
         elif isinstance(value, Module):
-            self._forget(name)
-            modules[name] = value
+            self._register(modules, name, value)
         elif name in params:
             if value is not None:
                 raise TypeError(
@@ -127,11 +125,13 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
-        """Remove ``name`` from every registry (it is about to be registered again)."""
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+    def _register(self, registry: "OrderedDict[str, Any]", name: str, value: Any) -> None:
+        """Put ``name`` in ``registry`` (keeping its place if it is there already) and nowhere else."""
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not registry:
+                other.pop(name, None)
         self.__dict__.pop(name, None)
+        registry[name] = value
 
     def __getattr__(self, name: str) -> Any:
         # Called only when normal lookup fails: parameters, buffers and children live in the dicts.
@@ -155,15 +155,13 @@ class Module:
         """Register ``param`` (or None: a slot with no parameter, such as ``bias=False``)."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
-        self._forget(name)
-        self._parameters[name] = param
+        self._register(self._parameters, name, param)
 
     def register_buffer(self, name: str, array: Any) -> None:
         """Register a raw array (e.g. a running mean) that is saved in ``state_dict`` but not trained."""
         if array is not None and not _is_array(array):
             raise TypeError(f"register_buffer: {name!r} must be an ndarray or None, got {type(array).__name__}")
-        self._forget(name)
-        self._buffers[name] = array
+        self._register(self._buffers, name, array)
 
     def add_module(self, name: str, module: "Module | None") -> None:
         """Register ``module`` as the child ``name`` (for names that are not identifiers, like "0")."""
@@ -171,8 +169,7 @@ class Module:
             raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
         if not name or "." in name:
             raise ValueError(f"add_module: module name must be non-empty and contain no '.', got {name!r}")
-        self._forget(name)
-        self._modules[name] = module
+        self._register(self._modules, name, module)
 
     # --- forward and hooks --------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -494,10 +491,7 @@ class ModuleList(Module):
 
     def __setitem__(self, index: int, module: Module) -> None:
         index = _check_index("ModuleList", index, len(self))
-        self.add_module(str(index), module)  # keeps the name, so order is unchanged by re-assignment
-        # add_module re-inserts at the end of the dict; restore the numeric order
-        for key in sorted(self._modules, key=int):
-            self._modules.move_to_end(key)
+        self.add_module(str(index), module)  # an existing name keeps its place
 
 
 def _check_index(container: str, index: Any, length: int) -> int:
