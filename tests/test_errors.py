@@ -107,9 +107,15 @@ def test_reshape_to_an_impossible_shape(t):
     error_of(lambda: t(2, 3).reshape(4, -1), "reshape: cannot reshape a tensor of shape (2, 3) (6 elements) into (4, -1)")
 
 
-@pytest.mark.parametrize("axes", [(0,), (0, 0), (0, 2), (1, -3), (0, 3), (-3, 0)], ids=str)
-def test_transpose_with_bad_axes(t, axes):
-    error_of(lambda: t(2, 3).transpose(*axes), "transpose", str(axes))
+@pytest.mark.parametrize(
+    "axes, fragment",
+    [((0,), "axes (0,) are not a permutation"), ((0, 0), "axes (0, 0) are not a permutation"),
+     ((0, 2), "axis 2 is out of range"), ((1, -3), "axis -3 is out of range"), ((0, 3), "axis 3 is out of range"),
+     ((-3, 0), "axis -3 is out of range")],
+    ids=str,
+)
+def test_transpose_with_bad_axes(t, axes, fragment):
+    error_of(lambda: t(2, 3).transpose(*axes), "transpose: " + fragment)
 
 
 def test_flatten_axis_out_of_range(t):
