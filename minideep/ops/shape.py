@@ -36,7 +36,8 @@ class Transpose(Function):
 
     def forward(self, x):
         axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
-        if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
+        # Range-check before wrapping negatives: a % ndim alone would turn axis 3 of a 2-D tensor into 1.
+        if sorted(normalize_axis(axes, x.ndim, "transpose")) != list(range(x.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of a {x.ndim}-dimensional tensor's axes")
         self.axes = tuple(a % x.ndim for a in axes)
         return x.transpose(self.axes)
