@@ -1,7 +1,7 @@
 """Activations and the (log-)softmax, written so that no exp can overflow."""
 from __future__ import annotations
 
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, normalize_axis
 from ..backend import get_array_module
 
 
@@ -54,6 +54,7 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        (self.axis,) = normalize_axis(self.axis, x.ndim, "softmax")  # our message, not NumPy's AxisError
         e = xp.exp(x - x.max(axis=self.axis, keepdims=True))  # shifting by the max keeps e <= 1
         self.y = e / e.sum(axis=self.axis, keepdims=True)
         return self.y
@@ -70,6 +71,7 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x):
+        (self.axis,) = normalize_axis(self.axis, x.ndim, "log_softmax")  # our message, not NumPy's AxisError
         self.y = log_softmax_array(x, self.axis)
         return self.y
 
