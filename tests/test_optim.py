@@ -13,6 +13,15 @@ from minideep.backend import as_numpy, to_device
 from minideep.checkpoint import load_checkpoint, save_checkpoint
 
 SHAPES = [(3, 4), (5,), (2, 3, 2), ()]
+
+
+@pytest.fixture
+def torch(torch):
+    """conftest's torch, on one thread: these tiny float64 problems crawl when threads contend for cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
 STEPS = 6
 
 
@@ -410,3 +419,48 @@ def test_schedule_bad_input():
         optim.StepLR(object(), step_size=1)
     with pytest.raises(ValueError, match="saved by 'StepLR'"):
         optim.ExponentialLR(opt, gamma=0.5).load_state_dict(optim.StepLR(opt, step_size=2).state_dict())
+
+
+# --- whole networks: the coursework VGG38 family against PyTorch -----------------------------
+
+VGG_ARCHS = {"plain": dict(), "bn": dict(batch_norm=True), "residual": dict(residual=True)}
+
+
+@pytest.mark.parametrize("arch", list(VGG_ARCHS))
+def test_vgg38_parameters_match_torch_after_sgd_then_adam_steps(torch, arch):
+    """A 37-conv VGG (plain, BN, residual) in float64: every parameter and buffer agrees with PyTorch
+    after 3 SGD steps (momentum, weight decay) and then 3 Adam steps (weight decay) on the same weights.
+
+    The tolerance is the model test's (1e-7): Adam divides by sqrt(v), so the rounding
+    differences of a deep network's tiny gradients show up in the weights they move.
+    """
+    import minideep.nn.functional as F
+    from minideep.models import VGG
+    from torch_vgg import build_torch_vgg, max_relative_error, torch_state
+
+    md.manual_seed(5)
+    model = VGG(5, num_classes=10, **VGG_ARCHS[arch]).double()
+    reference = build_torch_vgg(model)
+    phases = [("SGD", dict(lr=0.05, momentum=0.9, weight_decay=5e-4)), ("Adam", dict(lr=1e-3, weight_decay=1e-4))]
+    step = 0
+    for name, config in phases:
+        opt = getattr(optim, name)(model.named_parameters(), **config)
+        reference_opt = getattr(torch.optim, name)(reference.parameters(), **config)
+        for _ in range(3):
+            rng = np.random.default_rng([7, step])
+            x, y = rng.standard_normal((4, 3, 8, 8)), rng.integers(0, 10, 4)
+            opt.zero_grad()
+            F.cross_entropy(model(md.tensor(x)), md.Tensor(y)).backward()
+            opt.step()
+            reference_opt.zero_grad()
+            torch.nn.functional.cross_entropy(reference(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+            reference_opt.step()
+            step += 1
+    expected, got = torch_state(reference), model.state_dict()
+    assert list(got) == list(expected)
+    md.manual_seed(5)
+    initial = VGG(5, num_classes=10, **VGG_ARCHS[arch]).double().state_dict()
+    for name, value in got.items():
+        assert max_relative_error(value, expected[name]) < 1e-7, name
+    moved = [n for n in got if n.endswith("conv_0.weight") and not np.array_equal(got[n], initial[n])]
+    assert len(moved) == 18, "every stage's convolutions were updated (the comparison is not vacuous)"
