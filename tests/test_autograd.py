@@ -343,6 +343,13 @@ def test_operators_with_python_scalars_keep_float32(expression):
     assert x.grad.dtype == np.float32
 
 
+def test_integer_tensors_with_float_scalars_are_promoted_not_truncated():
+    labels = md.Tensor(np.arange(3))
+    np.testing.assert_allclose((labels + 1.5).numpy(), [1.5, 2.5, 3.5])
+    np.testing.assert_allclose((labels * 0.5).numpy(), [0.0, 0.5, 1.0])
+    assert (labels + 1).dtype == labels.dtype  # an int scalar keeps the integer dtype
+
+
 def test_reversed_operators_have_the_right_sign_and_gradient(randn):
     x = randn(3, low=1.0)
     y = (2 - x) + 6 / x

@@ -152,6 +152,16 @@ def test_pad_width_of_the_wrong_length(t):
     error_of(lambda: md.pad(t(2, 3), [(1, 1)] * 3), "pad: pad_width has 3 pairs but the tensor has 2 dimensions")
 
 
+@pytest.mark.parametrize("pad_width", [-1, (1, -2), [(0, 0), (-1, 0)]], ids=str)
+def test_negative_padding(t, pad_width):
+    error_of(lambda: md.pad(t(2, 3), pad_width), "pad: pad_width must hold non-negative ints", "-")
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "var"])
+def test_reduction_axis_of_the_wrong_type(t, name):
+    error_of(lambda: getattr(t(2, 3), name)(axis=1.5), f"{name}: axis must be an int, a sequence of ints or None, got 1.5")
+
+
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_softmax_axis_out_of_range(t, name):
     error_of(lambda: getattr(F, name)(t(2, 3), axis=2), f"{name}: axis 2 is out of range")
