@@ -182,4 +182,6 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
     elif len(pad_width) == 2 and all(isinstance(p, int) for p in pad_width):
         pad_width = [tuple(pad_width)] * x.ndim
     pad_width = [tuple(int(v) for v in p) for p in pad_width]
+    if any(v < 0 for p in pad_width for v in p):  # NumPy's own message names neither pad nor the widths
+        raise ValueError(f"pad: pad_width must hold non-negative ints, got {pad_width}")
     return Pad(pad_width, value)(x)
