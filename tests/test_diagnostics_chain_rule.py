@@ -103,6 +103,18 @@ def test_parameters_and_hooks_are_left_as_they_were():
     assert all(not m._forward_hooks for m in model.modules())
 
 
+def test_batch_norm_running_statistics_are_left_as_they_were():
+    model = small_cnn().train()
+    x, y = batch((4, 3, 8, 8), 4)
+    before = {name: buf.copy() for name, buf in model.named_buffers()}
+    chain_rule_gains(model, x, y)
+    forward_statistics(model, x)
+    for name, buf in model.named_buffers():
+        np.testing.assert_array_equal(buf, before[name])
+    model(md.tensor(x))  # an ordinary training forward does move them: the check above means something
+    assert not np.array_equal(model[4].running_mean, before["4.running_mean"])
+
+
 def test_explicit_layers_by_name_and_module():
     model = plain_mlp(4)
     x, y = batch((8, 8), 4)

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from ..autograd import Tensor, enable_grad
 from ..backend import as_numpy, get_array_module
-from .layers import OutputCapture, activation_kind, resolve_layers
+from .layers import OutputCapture, activation_kind, preserved_buffers, resolve_layers
 
 #: Sigmoid outputs below LOW or above HIGH count as saturated.
 SIGMOID_LOW, SIGMOID_HIGH = 0.01, 0.99
@@ -75,7 +75,8 @@ def forward_statistics(model: Any, x: Any, layers: Sequence[Any] | None = None) 
     """Run ``model(x)`` once and describe every layer's output.
 
     Args:
-        model: the network; its mode (train/eval) is left as it is.
+        model: the network; its mode (train/eval) is kept and BN's running statistics are
+            put back afterwards.
         x: a batch (Tensor or array), batch on axis 0.
         layers: modules or names to look at; default: the model's children in order, with
             ``Sequential``/``ModuleList`` containers opened up.
@@ -92,7 +93,7 @@ def forward_statistics(model: Any, x: Any, layers: Sequence[Any] | None = None) 
     modules = dict(chosen)
     capture = OutputCapture(chosen, "forward_statistics")
     x = x if isinstance(x, Tensor) else Tensor(x)
-    with enable_grad(), capture.attached():  # the graph names the op behind each output
+    with enable_grad(), preserved_buffers(model), capture.attached():  # the graph names the op behind each output
         model(x)
     return [{"name": name, **activation_statistics(capture.outputs[name], activation_kind(modules[name], capture.outputs[name]))}
             for name in capture.order]

@@ -28,7 +28,7 @@ from ..autograd import Tensor, enable_grad, tensor
 from ..backend import as_numpy, get_array_module
 from ..ops.loss import cross_entropy
 from .activations import activation_statistics
-from .layers import OutputCapture, activation_kind, frozen_parameters, resolve_layers
+from .layers import OutputCapture, activation_kind, frozen_parameters, preserved_buffers, resolve_layers
 
 #: Largest relative difference between n_l and n_L * prod g that still counts as equal.
 TOLERANCE = 1e-6
@@ -155,7 +155,8 @@ def chain_rule_gains(
     One forward and one backward pass on the batch ``(x, y)``. Each layer's output h_l is
     caught with a forward hook and keeps its gradient (``retain_grad()``); the input h_0 = x
     is given ``requires_grad``. The parameters are frozen for the pass, so their ``.grad``
-    is left untouched; the model's mode (train/eval) is kept. Norms are over the whole
+    is left untouched, and BN's running statistics are put back afterwards; the model's
+    mode (train/eval) is kept. Norms are over the whole
     batch (the loss is the batch mean, as in training).
 
     Args:
@@ -188,7 +189,7 @@ def chain_rule_gains(
     if not (hasattr(data, "dtype") and np.issubdtype(np.dtype(data.dtype), np.floating)):
         data = xp.asarray(data, dtype=np.float32)
     h0 = tensor(data, requires_grad=True)
-    with enable_grad(), frozen_parameters(model), capture.attached():
+    with enable_grad(), frozen_parameters(model), preserved_buffers(model), capture.attached():
         out = model(h0)
         loss = loss_fn(out, y)
         if not isinstance(loss, Tensor) or loss.size != 1:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd import Tensor, no_grad
 from ..backend import as_numpy
-from .layers import OutputCapture, resolve_layers
+from .layers import OutputCapture, preserved_buffers, resolve_layers
 
 
 def is_highway(module: Any) -> bool:
@@ -117,7 +117,7 @@ def gate_analysis(
     try:
         for _, m in chosen:
             m.record_gate = True
-        with no_grad(), capture.attached():
+        with no_grad(), preserved_buffers(model), capture.attached():
             model(x)
         gates = {name: as_numpy(m.last_gate).astype(np.float64) for name, m in chosen if name in capture.outputs}
     finally:

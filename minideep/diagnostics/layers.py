@@ -131,3 +131,18 @@ def frozen_parameters(model: Any) -> Iterator[None]:
     finally:
         for p, flag in zip(params, flags):
             p.requires_grad = flag
+
+
+@contextlib.contextmanager
+def preserved_buffers(model: Any) -> Iterator[None]:
+    """Running statistics (BN's running mean and variance) are put back after the block.
+
+    A diagnostic's forward pass in training mode would otherwise move them, so looking at
+    a model would change it.
+    """
+    saved = [(buf, buf.copy()) for _, buf in model.named_buffers()]
+    try:
+        yield
+    finally:
+        for buf, copy in saved:
+            buf[...] = copy  # in place: the module keeps the same array
