@@ -398,7 +398,9 @@ def normalize_axis(axis: int | Sequence[int] | None, ndim: int, op: str) -> tupl
     """Axes as a tuple of non-negative ints; a clear error for an axis out of range."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis) if isinstance(axis, (tuple, list)) else None
+    if axes is None or not all(isinstance(a, (int, np.integer)) for a in axes):  # else a bare "not iterable"
+        raise TypeError(f"{op}: axis must be an int, a sequence of ints or None, got {axis!r}")
     for a in axes:
         if not -ndim <= a < ndim:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
