@@ -1,6 +1,8 @@
 """Module, Parameter, Sequential, ModuleList: registration, names, modes, state, hooks, repr."""
 from __future__ import annotations
 
+import copy
+import pickle
 from collections import OrderedDict
 
 import numpy as np
@@ -236,10 +238,20 @@ def test_forward_hook_can_replace_the_output():
     assert not layer(md.tensor(np.ones((1, 3), dtype=np.float32))).numpy().any()
 
 
-def test_apply_visits_children_before_the_parent():
+def test_apply_visits_children_in_order_before_their_parent():
+    net = Net()
     order = []
-    Net().apply(lambda m: order.append(type(m).__name__))
-    assert order[-1] == "Net" and order.count("Linear") == 3
+    net.apply(order.append)
+    assert order == [net.first, net.second[0], net.second[1], net.second[2], net.second, net]
+
+
+def test_deepcopy_and_pickle_give_an_independent_equal_model():
+    net = Net()
+    x = md.tensor(np.ones((2, 3), dtype=np.float32))
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert twin.first.weight is not net.first.weight
+        np.testing.assert_array_equal(twin(x).numpy(), net(x).numpy())
+        assert list(twin.state_dict()) == list(net.state_dict())
 
 
 def test_repr_is_a_tree_with_parameter_counts():

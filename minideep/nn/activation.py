@@ -1,7 +1,6 @@
 """Activation layers, and ``make_activation`` to pick one by name."""
 from __future__ import annotations
 
-from typing import Any
 
 from .. import ops
 from ..autograd import Tensor

@@ -258,8 +258,18 @@ class Module:
 
     def apply(self, fn: Callable[["Module"], Any]) -> "Module":
         """Call ``fn(module)`` on every descendant and then on this module (as PyTorch); returns self."""
-        for module in reversed(list(self.modules())):
-            fn(module)
+        seen: set[int] = set()
+        stack: list[tuple[Module, bool]] = [(self, False)]
+        while stack:  # an iterative post-order walk: children (in order) before their parent
+            module, children_done = stack.pop()
+            if children_done:
+                fn(module)
+                continue
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            stack.append((module, True))
+            stack.extend((child, False) for child in reversed(list(module.children())))
         return self
 
     # --- modes and gradients ------------------------------------------------------------
