@@ -384,7 +384,9 @@ def as_tensor_like(value: Any, like: Tensor) -> Tensor:
     if isinstance(value, Tensor):
         return value
     xp = get_array_module(like.data)
-    if isinstance(value, (int, float, bool)) or getattr(value, "ndim", None) == 0:
+    is_number = isinstance(value, (int, float, bool)) or getattr(value, "ndim", None) == 0
+    # Only a float tensor lends its dtype: casting 1.5 to an integer tensor's dtype would make it 1.
+    if is_number and (_is_float(like.dtype) or not _is_float(xp.asarray(value).dtype)):
         return Tensor(xp.asarray(value, dtype=like.dtype))
     return Tensor(xp.asarray(value))
 
