@@ -1,7 +1,6 @@
 """Activation layers, and ``make_activation`` to pick one by name."""
 from __future__ import annotations
 
-
 from .. import ops
 from ..autograd import Tensor
 from .module import Module
