@@ -9,7 +9,9 @@ from hypothesis.extra.numpy import mutually_broadcastable_shapes
 import minideep as md
 
 # Few, small, reproducible examples: the fixture (the device) is the same for every example.
-FEW = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FEW = settings(
+    max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 PAIRS = mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=3)
 
 BINARY = {
