@@ -1,12 +1,34 @@
-"""2-D convolution (cross-correlation, as in every deep-learning library) by im2col.
+"""2-D convolution (cross-correlation, as in every deep-learning library).
 
-The index arithmetic, once: with the input padded by p on each side and stride s, output
+The index arithmetic, once. With the input padded by p on each side and stride s, output
 pixel (oh, ow) sees the input pixels (s*oh + i, s*ow + j) for kernel offsets i < kh, j < kw,
-so OH = (H + 2p - kh) // s + 1 (likewise OW). im2col copies, for every kernel offset
-(i, j), the strided slice x_pad[:, :, i : i + s*OH : s, j : j + s*OW : s] into a column
-matrix with one row per output pixel and one column per (channel, i, j); the convolution
-is then a single matrix product with the weight reshaped to (C_out, C_in*kh*kw).
-col2im is the exact reverse: it adds each column back onto the slice it came from.
+so OH = (H + 2p - kh) // s + 1 (likewise OW), and
+
+    y[n, o, oh, ow] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, s*oh + i, s*ow + j].
+
+Two ways to compute it, both a few large matrix products:
+
+* stride 1, "shifted matrix products" (the fast path). Store the padded input channels-last
+  (NHWC) and flatten it to a matrix X with one row per padded pixel, row
+  r = n*Hp*Wp + h*Wp + w, and one column per channel. The pixel (oh + i, ow + j) is then row
+  q + i*Wp + j, where q = n*Hp*Wp + oh*Wp + ow is output pixel (oh, ow)'s own row. So
+
+      Y[q] = sum_{i,j} X[q + i*Wp + j] @ W_ij,   W_ij = W[:, :, i, j]^T  (C_in x C_out):
+
+  kh*kw matrix products of row-shifted slices of X, no column matrix at all. Y is computed
+  on the whole padded grid (rows with oh >= OH or ow >= OW are junk) and cropped: a view.
+* any stride, im2col: copy, for every kernel offset, the strided slice of x_pad into a column
+  matrix (one row per output pixel, one column per (i, j, channel)) and multiply once.
+
+The backward pass of the shifted form is the same sum read in reverse: each output row q
+sent X[q + off] @ W_ij forward, so dX[q + off] += G[q] @ W_ij^T and dW_ij = sum_q X[q + off]^T G[q]
+(G = dL/dY on the padded grid, zero on the junk rows). Written as a gather over dX's rows,
+dX[r] = sum_ij G[r - off_ij] @ W_ij^T, it is again a sum of shifted products (the convolution
+of G with the flipped kernel), so forward and backward share one routine, ``shifted_matmul``.
+
+The output keeps the channels-last memory of Y behind its (N, C, H, W) shape. NumPy's
+elementwise ops preserve that layout, so the next convolution reads its input without a
+transposing copy.
 """
 from __future__ import annotations
 
@@ -14,6 +36,10 @@ from typing import Any
 
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
+
+#: Output rows per block of the shifted products on the CPU: the block of Y and the rows of X
+#: it reads then stay in the core's cache while the kh*kw products are summed into it.
+BLOCK_ROWS = 2048
 
 
 def pair(value: Any, name: str, op: str) -> tuple[int, int]:
@@ -30,71 +56,193 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def im2col(x_pad, kh: int, kw: int, stride: tuple[int, int], oh: int, ow: int):
-    """Columns (N*OH*OW, C*kh*kw) of a padded (N, C, Hp, Wp) input, one row per output pixel."""
-    xp = get_array_module(x_pad)
-    n, c = x_pad.shape[:2]
-    sh, sw = stride
-    cols = xp.empty((n, oh, ow, c, kh, kw), dtype=x_pad.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            window = x_pad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw]
-            cols[:, :, :, :, i, j] = window.transpose(0, 2, 3, 1)
-    return cols.reshape(n * oh * ow, c * kh * kw)
+def pad_channels_last(x, ph: int, pw: int, front_rows: int = 0):
+    """x (N, C, H, W) copied into a zero-padded channels-last (N, H + 2ph, W + 2pw, C) array.
+
+    With ``front_rows`` the array is the tail of a flat (front_rows + N*Hp*Wp, C) buffer whose
+    first ``front_rows`` rows are zeros too; ``shifted_matmul`` then may read before row 0.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    hp, wp = h + 2 * ph, w + 2 * pw
+    flat = xp.empty((front_rows + n * hp * wp, c), dtype=x.dtype)
+    flat[:front_rows] = 0
+    padded = flat[front_rows:].reshape(n, hp, wp, c)
+    # Zero only the border: the interior is overwritten at once.
+    padded[:, :ph], padded[:, ph + h :], padded[:, :, :pw], padded[:, :, pw + w :] = 0, 0, 0, 0
+    padded[:, ph : ph + h, pw : pw + w] = x.transpose(0, 2, 3, 1)
+    return flat, padded
 
 
-def col2im(cols, padded_shape: tuple[int, ...], kh: int, kw: int, stride: tuple[int, int], oh: int, ow: int):
-    """The adjoint of ``im2col``: add every column entry back onto the input pixel it was read from."""
-    xp = get_array_module(cols)
-    n, c = padded_shape[:2]
-    sh, sw = stride
-    cols = cols.reshape(n, oh, ow, c, kh, kw)
-    dx = xp.zeros(padded_shape, dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dx[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-    return dx
+def shifted_matmul(src, weights, offsets: list[int], out, bias=None) -> None:
+    """out[q] = sum_k src[q + offsets[k]] @ weights[k] (+ bias), for every row q of ``out``.
+
+    ``src`` is (R, C_in), ``weights[k]`` (C_in, C_out), ``out`` (L, C_out) with
+    L + max(offsets) <= R. On the CPU the rows go in blocks of ``BLOCK_ROWS``, so that the
+    partial sums stay in cache; a GPU takes all rows at once.
+    """
+    xp = get_array_module(src)
+    total = out.shape[0]
+    block = BLOCK_ROWS if xp.__name__ == "numpy" else total
+    scratch = xp.empty((min(block, total), out.shape[1]), dtype=out.dtype)
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        acc, tmp = out[start:stop], scratch[: stop - start]
+        xp.matmul(src[start + offsets[0] : stop + offsets[0]], weights[0], out=acc)
+        for k in range(1, len(offsets)):
+            xp.matmul(src[start + offsets[k] : stop + offsets[k]], weights[k], out=tmp)
+            acc += tmp
+        if bias is not None:
+            acc += bias
+
+
+def shifted_weight_grad(src, grad, offsets: list[int], c_in: int):
+    """dW[k] = sum_q src[q + offsets[k]]^T grad[q]: (len(offsets), C_in, C_out), blocked like the forward."""
+    xp = get_array_module(src)
+    total = grad.shape[0]
+    block = BLOCK_ROWS if xp.__name__ == "numpy" else total
+    dw = xp.zeros((len(offsets), c_in, grad.shape[1]), dtype=grad.dtype)
+    tmp = xp.empty(dw.shape[1:], dtype=grad.dtype)
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        g = grad[start:stop]
+        for k, off in enumerate(offsets):
+            xp.matmul(src[start + off : stop + off].T, g, out=tmp)
+            dw[k] += tmp
+    return dw
 
 
 class Conv2d(Function):
     """y[n, o] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, s*oh + i, s*ow + j].
 
-    With X the im2col matrix and G = dL/dy as (N*OH*OW, C_out):
-    dL/dW = G^T X,   dL/db = sum of G over rows,   dL/dx = col2im(G W).
+    With X the input as a matrix (columns of im2col, or row-shifted slices of the padded
+    image) and G = dL/dy as (pixels, C_out):
+    dL/dW = X^T G,   dL/db = sum of G over pixels,   dL/dx = the adjoint gather of G W.
     """
 
     def __init__(self, stride: tuple[int, int], padding: tuple[int, int]) -> None:
         self.stride, self.padding = stride, padding
 
     def forward(self, x, weight, bias=None):
-        xp = get_array_module(x)
-        n, _, h, w = x.shape
+        n, c_in, h, w = x.shape
         c_out, _, kh, kw = weight.shape
         (sh, sw), (ph, pw) = self.stride, self.padding
         self.oh, self.ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-        x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        cols = im2col(x_pad, kh, kw, self.stride, self.oh, self.ow)
-        y = cols @ weight.reshape(c_out, -1).T
-        if bias is not None:
-            y += bias
-        # Keep the padded input, not the columns: they are kh*kw times larger and cheap to rebuild.
-        self.x_pad, self.weight = x_pad, weight
-        return y.reshape(n, self.oh, self.ow, c_out).transpose(0, 3, 1, 2)
+        # Keep a reference to the input (alive anyway as this op's parent), not a padded copy:
+        # backward rebuilds the padding, which costs one copy but saves a whole activation.
+        self.x, self.weight = x, weight
+        if self.stride == (1, 1):
+            return self._forward_shifted(x, weight, bias)
+        return self._forward_im2col(x, weight, bias)
 
     def backward(self, grad):
-        c_out, _, kh, kw = self.weight.shape
-        (ph, pw), x_pad = self.padding, self.x_pad
-        g = grad.transpose(0, 2, 3, 1).reshape(-1, c_out)
-        gw = gx = None
-        if self.needs_input_grad[1]:
-            cols = im2col(x_pad, kh, kw, self.stride, self.oh, self.ow)
-            gw = (g.T @ cols).reshape(self.weight.shape)
+        if self.stride == (1, 1):
+            gx, gw, gb = self._backward_shifted(grad)
+        else:
+            gx, gw, gb = self._backward_im2col(grad)
+        return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
+
+    # --- stride 1: shifted matrix products on the flattened padded image -----------------
+    def _offsets(self, wp: int) -> list[int]:
+        kh, kw = self.weight.shape[2:]
+        return [i * wp + j for i in range(kh) for j in range(kw)]  # row of x_pad[oh+i, ow+j] minus q
+
+    def _forward_shifted(self, x, weight, bias):
+        xp = get_array_module(x)
+        n, c_in, h, w = x.shape
+        c_out, _, kh, kw = weight.shape
+        ph, pw = self.padding
+        flat, padded = pad_channels_last(x, ph, pw)
+        hp, wp = padded.shape[1:3]
+        offsets = self._offsets(wp)
+        y = xp.empty((n * hp * wp, c_out), dtype=x.dtype)
+        # Rows past len(flat) - max(offsets) would read beyond the image: they are junk rows anyway.
+        last = n * hp * wp - offsets[-1]
+        w_ij = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh * kw, c_in, c_out)
+        shifted_matmul(flat, w_ij, offsets, y[:last], bias)
+        return y.reshape(n, hp, wp, c_out)[:, : self.oh, : self.ow].transpose(0, 3, 1, 2)
+
+    def _backward_shifted(self, grad):
+        xp = get_array_module(grad)
+        x, weight = self.x, self.weight
+        n, c_in, h, w = x.shape
+        c_out, _, kh, kw = weight.shape
+        ph, pw = self.padding
+        hp, wp = h + 2 * ph, w + 2 * pw
+        offsets = self._offsets(wp)
+        front = offsets[-1]
+        # G on the padded output grid, zero on the junk rows, with `front` zero rows before it
+        # so that the gather dX[r] = sum G[r - off] W_ij^T never reads before its first row.
+        g_flat = xp.zeros((front + n * hp * wp, c_out), dtype=grad.dtype)
+        g_flat[front:].reshape(n, hp, wp, c_out)[:, : self.oh, : self.ow] = grad.transpose(0, 2, 3, 1)
+        g = g_flat[front:]
+        gx = gw = gb = None
         if self.needs_input_grad[0]:
-            dx_pad = col2im(g @ self.weight.reshape(c_out, -1), x_pad.shape, kh, kw, self.stride, self.oh, self.ow)
-            gx = dx_pad[:, :, ph : ph + x_pad.shape[2] - 2 * ph, pw : pw + x_pad.shape[3] - 2 * pw]
-        if len(self.needs_input_grad) == 2:
-            return gx, gw
-        return gx, gw, g.sum(axis=0)
+            dx = xp.empty((n * hp * wp, c_in), dtype=grad.dtype)
+            w_flipped = xp.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, c_out, c_in)
+            # dX[r] = sum_k G[r - off_k] W_k^T = sum_k g_flat[r + front - off_k] W_k^T
+            shifted_matmul(g_flat, w_flipped, [front - off for off in offsets], dx)
+            gx = dx.reshape(n, hp, wp, c_in)[:, ph : ph + h, pw : pw + w].transpose(0, 3, 1, 2)
+        if self.needs_input_grad[1]:
+            x_flat, _ = pad_channels_last(x, ph, pw)
+            last = n * hp * wp - offsets[-1]  # rows q beyond this are junk: G is zero there
+            dw = shifted_weight_grad(x_flat, g[:last], offsets, c_in)  # (kh*kw, C_in, C_out)
+            gw = dw.reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1).copy()
+        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
+            gb = g.sum(axis=0)
+        return gx, gw, gb
+
+    # --- any stride: im2col -------------------------------------------------------------
+    def _forward_im2col(self, x, weight, bias):
+        n = x.shape[0]
+        c_out = weight.shape[0]
+        cols = im2col(x, weight.shape[2:], self.stride, self.padding, self.oh, self.ow)
+        y = cols @ weight.transpose(0, 2, 3, 1).reshape(c_out, -1).T
+        if bias is not None:
+            y += bias
+        return y.reshape(n, self.oh, self.ow, c_out).transpose(0, 3, 1, 2)
+
+    def _backward_im2col(self, grad):
+        x, weight = self.x, self.weight
+        c_out, c_in, kh, kw = weight.shape
+        g = grad.transpose(0, 2, 3, 1).reshape(-1, c_out)
+        w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, -1)  # columns ordered (i, j, channel)
+        gx = gw = gb = None
+        if self.needs_input_grad[1]:
+            cols = im2col(x, (kh, kw), self.stride, self.padding, self.oh, self.ow)
+            gw = (g.T @ cols).reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2).copy()
+        if self.needs_input_grad[0]:
+            gx = col2im(g @ w2, x.shape, (kh, kw), self.stride, self.padding, self.oh, self.ow)
+        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
+            gb = g.sum(axis=0)
+        return gx, gw, gb
+
+
+def im2col(x, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], oh: int, ow: int):
+    """Columns (N*OH*OW, kh*kw*C) of x (N, C, H, W): row = output pixel, column = (i, j, channel)."""
+    xp = get_array_module(x)
+    n, c = x.shape[:2]
+    (kh, kw), (sh, sw) = kernel, stride
+    _, padded = pad_channels_last(x, *padding)
+    cols = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j] = padded[:, i : i + sh * oh : sh, j : j + sw * ow : sw]
+    return cols.reshape(n * oh * ow, kh * kw * c)
+
+
+def col2im(cols, shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+           padding: tuple[int, int], oh: int, ow: int):
+    """The adjoint of ``im2col``: add every column entry back onto the input pixel it was read from."""
+    xp = get_array_module(cols)
+    n, c, h, w = shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    dx = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols[:, :, :, i, j]
+    return dx[:, ph : ph + h, pw : pw + w].transpose(0, 3, 1, 2)
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0) -> Tensor:

@@ -17,6 +17,11 @@ class BatchNorm(Function):
 
     In evaluation mode mu and var are the running estimates, constants, so
     dL/dx = gamma g / sqrt(var + eps). In both, dL/dgamma = sum(g x_hat), dL/dbeta = sum(g).
+
+    Only the per-channel mu and 1/sqrt(var + eps) are saved: backward recomputes x_hat from
+    the input (alive anyway as this op's parent), one pass over it instead of a stored copy.
+    Every full-size step is one NumPy pass, in place where it can be, and keeps x's memory
+    layout (channels-last after a convolution).
     """
 
     def __init__(self, running_mean, running_var, training: bool, momentum: float, eps: float) -> None:
@@ -26,35 +31,47 @@ class BatchNorm(Function):
     def forward(self, x, gamma, beta):
         xp = get_array_module(x)
         self.axes = (0,) if x.ndim == 2 else (0, 2, 3)
-        shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)  # broadcasts a per-channel vector
+        self.shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)  # broadcasts a per-channel vector
+        self.n = x.size // x.shape[1]
         if self.training:
-            mean = x.mean(axis=self.axes)
-            var = x.var(axis=self.axes)
-            self.n = x.size // x.shape[1]
+            mean = x.mean(axis=self.axes, keepdims=True)
+            centred = x - mean
+            var = (centred * centred).mean(axis=self.axes)
             if self.running_mean is not None:
                 m = self.momentum
                 # PyTorch's rule: the running variance uses the unbiased estimate n/(n-1) var.
                 self.running_mean *= 1 - m
-                self.running_mean += m * mean
+                self.running_mean += m * mean.reshape(-1)
                 self.running_var *= 1 - m
                 self.running_var += m * var * (self.n / max(self.n - 1, 1))
         else:
-            mean, var = self.running_mean, self.running_var
-        self.inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False).reshape(shape)
-        self.x_hat = (x - mean.reshape(shape)) * self.inv_std
-        self.gamma = gamma.reshape(shape)
-        return self.x_hat * self.gamma + beta.reshape(shape)
+            mean, var = self.running_mean.reshape(self.shape), self.running_var
+            centred = x - mean
+        self.x, self.mean = x, mean.astype(x.dtype)  # a copy: the running mean may change later
+        self.inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False).reshape(self.shape)
+        self.gamma = gamma.reshape(self.shape)
+        centred *= self.gamma * self.inv_std  # y = (x - mu) * (gamma / sigma) + beta, in place
+        centred += beta.reshape(self.shape)
+        return centred
 
     def backward(self, grad):
-        sum_g = grad.sum(axis=self.axes)
-        sum_g_xhat = (grad * self.x_hat).sum(axis=self.axes)
+        x_hat = self.x - self.mean
+        x_hat *= self.inv_std
+        sum_g = grad.sum(axis=self.axes, keepdims=True)
+        g_xhat = grad * x_hat
+        sum_g_xhat = g_xhat.sum(axis=self.axes, keepdims=True)
+        del g_xhat
         scale = self.gamma * self.inv_std
         if self.training:
-            shape = self.gamma.shape
-            gx = (scale / self.n) * (self.n * grad - sum_g.reshape(shape) - self.x_hat * sum_g_xhat.reshape(shape))
+            # gx = scale * (g - sum(g)/n - x_hat * sum(g x_hat)/n), built in x_hat's buffer
+            x_hat *= -sum_g_xhat / self.n
+            x_hat += grad
+            x_hat -= sum_g / self.n
+            x_hat *= scale
+            gx = x_hat
         else:
             gx = grad * scale
-        return gx, sum_g_xhat, sum_g
+        return gx, sum_g_xhat.reshape(-1), sum_g.reshape(-1)
 
 
 def batch_norm(

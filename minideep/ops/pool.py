@@ -3,6 +3,11 @@
 Both loop over the kh*kw kernel offsets, never over pixels: the slice
 x_pad[:, :, i : i + s*OH : s, j : j + s*OW : s] holds, for every output pixel, the input
 that sits at offset (i, j) of its window (see ``conv.py`` for the index arithmetic).
+
+Outputs and gradients are allocated in the memory layout of the input (channels-last after a
+convolution, see ``conv.py``), because NumPy is slow on elementwise work that mixes layouts.
+When the windows tile the input (stride = kernel, no padding: the usual 2x2 pooling), each
+input pixel is in exactly one window and the gradient is written, not accumulated.
 """
 from __future__ import annotations
 
@@ -16,6 +21,39 @@ from .conv import output_size, pair
 def _window(x_pad, i: int, j: int, stride: tuple[int, int], oh: int, ow: int):
     """The (N, C, OH, OW) slice of inputs at kernel offset (i, j) of every window."""
     return x_pad[:, :, i : i + stride[0] * oh : stride[0], j : j + stride[1] * ow : stride[1]]
+
+
+def is_channels_last(x) -> bool:
+    """True when the channel axis of an (N, C, H, W) array is the fastest-varying in memory."""
+    return x.ndim == 4 and x.shape[1] > 1 and x.strides[1] < x.strides[3]
+
+
+def empty_nchw(xp, shape: tuple[int, ...], dtype: Any, channels_last: bool, fill: Any = None):
+    """A new (N, C, H, W) array, stored channels-last in memory if asked; filled with ``fill`` if given."""
+    if channels_last:
+        n, c, h, w = shape
+        out = xp.empty((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+    else:
+        out = xp.empty(shape, dtype=dtype)
+    if fill is not None:
+        out.fill(fill)
+    return out
+
+
+def empty_like_layout(x, shape: tuple[int, ...], fill: Any = None):
+    """A new (N, C, H, W) array of ``shape`` with ``x``'s dtype and memory order."""
+    return empty_nchw(get_array_module(x), shape, x.dtype, is_channels_last(x), fill)
+
+
+def _pad(x, padding: tuple[int, int], value: float):
+    """x padded by ``value`` on the two spatial axes, in x's memory order; x itself if no padding."""
+    ph, pw = padding
+    if not ph and not pw:
+        return x
+    n, c, h, w = x.shape
+    x_pad = empty_like_layout(x, (n, c, h + 2 * ph, w + 2 * pw), fill=value)
+    x_pad[:, :, ph : ph + h, pw : pw + w] = x
+    return x_pad
 
 
 def _geometry(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any):
@@ -33,61 +71,89 @@ def _geometry(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any):
     return kernel, stride, padding
 
 
-class MaxPool2d(Function):
-    """y = max over each window.   dL/dx = dL/dy at the (first) maximum of each window, else 0."""
+class _Pool(Function):
+    """What max and average pooling share: the geometry and the gradient's buffer."""
 
     def __init__(self, kernel, stride, padding) -> None:
         self.kernel, self.stride, self.padding = kernel, stride, padding
 
+    def _setup(self, x) -> None:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        self.oh, self.ow = output_size(x.shape[2], kh, sh, ph), output_size(x.shape[3], kw, sw, pw)
+        self.x_shape = x.shape
+        self.padded_shape = (*x.shape[:2], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)
+        # The windows tile the padded input exactly: every pixel is in one window, once.
+        self.tiles = (sh, sw) == (kh, kw) and self.padded_shape[2:] == (kh * self.oh, kw * self.ow)
+        self.channels_last = is_channels_last(x)  # the layout, not the data: x is not kept
+
+    def _grad_buffer(self, grad):
+        """dL/dx_pad: left uninitialised when the windows tile it (each part is written once)."""
+        xp = get_array_module(grad)
+        return empty_nchw(xp, self.padded_shape, grad.dtype, self.channels_last, fill=None if self.tiles else 0)
+
+    def _crop(self, dx):
+        (ph, pw), (h, w) = self.padding, self.x_shape[2:]
+        return dx[:, :, ph : ph + h, pw : pw + w]
+
+
+class MaxPool2d(_Pool):
+    """y = max over each window.   dL/dx = dL/dy at the (first) maximum of each window, else 0."""
+
     def forward(self, x):
         xp = get_array_module(x)
-        (kh, kw), (ph, pw) = self.kernel, self.padding
-        self.oh, self.ow = output_size(x.shape[2], kh, self.stride[0], ph), output_size(x.shape[3], kw, self.stride[1], pw)
-        x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf) if ph or pw else x
-        self.padded_shape = x_pad.shape
-        y = _window(x_pad, 0, 0, self.stride, self.oh, self.ow).copy()
+        self._setup(x)
+        kh, kw = self.kernel
+        x_pad = _pad(x, self.padding, -float("inf"))
+        y = empty_like_layout(x, (*x.shape[:2], self.oh, self.ow))
+        y[...] = _window(x_pad, 0, 0, self.stride, self.oh, self.ow)
+        # Which offset k of its window holds the maximum; int8 is enough for kernels up to 11x11.
         self.argmax = xp.zeros(y.shape, dtype=xp.int8 if kh * kw < 128 else xp.int32)
         for k in range(1, kh * kw):
             candidate = _window(x_pad, k // kw, k % kw, self.stride, self.oh, self.ow)
             larger = candidate > y  # strict: ties keep the first maximum, as PyTorch does
-            y = xp.where(larger, candidate, y)
-            self.argmax[larger] = k
+            xp.copyto(self.argmax, k, where=larger)
+            xp.maximum(y, candidate, out=y)
         return y
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        (kh, kw), (ph, pw) = self.kernel, self.padding
-        dx = xp.zeros(self.padded_shape, dtype=grad.dtype)
+        kh, kw = self.kernel
+        dx = self._grad_buffer(grad)
         for k in range(kh * kw):
-            _window(dx, k // kw, k % kw, self.stride, self.oh, self.ow)[...] += grad * (self.argmax == k)
-        return dx[:, :, ph : dx.shape[2] - ph, pw : dx.shape[3] - pw]
+            window = _window(dx, k // kw, k % kw, self.stride, self.oh, self.ow)
+            routed = self.argmax == k
+            if self.tiles:
+                xp.multiply(grad, routed, out=window)
+            else:
+                window += grad * routed
+        return self._crop(dx)
 
 
-class AvgPool2d(Function):
+class AvgPool2d(_Pool):
     """y = mean over each window (zero padding counted, as PyTorch's default).   dL/dx += dL/dy / (kh kw) per window."""
 
-    def __init__(self, kernel, stride, padding) -> None:
-        self.kernel, self.stride, self.padding = kernel, stride, padding
-
     def forward(self, x):
-        xp = get_array_module(x)
-        (kh, kw), (ph, pw) = self.kernel, self.padding
-        self.oh, self.ow = output_size(x.shape[2], kh, self.stride[0], ph), output_size(x.shape[3], kw, self.stride[1], pw)
-        x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        self.padded_shape = x_pad.shape
-        y = _window(x_pad, 0, 0, self.stride, self.oh, self.ow).copy()
+        self._setup(x)
+        kh, kw = self.kernel
+        x_pad = _pad(x, self.padding, 0.0)
+        y = empty_like_layout(x, (*x.shape[:2], self.oh, self.ow))
+        y[...] = _window(x_pad, 0, 0, self.stride, self.oh, self.ow)
         for k in range(1, kh * kw):
             y += _window(x_pad, k // kw, k % kw, self.stride, self.oh, self.ow)
-        return y / y.dtype.type(kh * kw)
+        y *= y.dtype.type(1 / (kh * kw))
+        return y
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        (kh, kw), (ph, pw) = self.kernel, self.padding
-        dx = xp.zeros(self.padded_shape, dtype=grad.dtype)
-        share = grad / grad.dtype.type(kh * kw)
+        kh, kw = self.kernel
+        dx = self._grad_buffer(grad)
+        share = grad * grad.dtype.type(1 / (kh * kw))
         for k in range(kh * kw):
-            _window(dx, k // kw, k % kw, self.stride, self.oh, self.ow)[...] += share
-        return dx[:, :, ph : dx.shape[2] - ph, pw : dx.shape[3] - pw]
+            window = _window(dx, k // kw, k % kw, self.stride, self.oh, self.ow)
+            if self.tiles:
+                window[...] = share
+            else:
+                window += share
+        return self._crop(dx)
 
 
 class GlobalAvgPool2d(Function):
@@ -95,11 +161,13 @@ class GlobalAvgPool2d(Function):
 
     def forward(self, x):
         self.shape = x.shape
+        self.channels_last = is_channels_last(x)
         return x.mean(axis=(2, 3), keepdims=True)
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        return xp.broadcast_to(grad / grad.dtype.type(self.shape[2] * self.shape[3]), self.shape).copy()
+        dx = empty_nchw(get_array_module(grad), self.shape, grad.dtype, self.channels_last)
+        dx[...] = grad * grad.dtype.type(1 / (self.shape[2] * self.shape[3]))
+        return dx
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
