@@ -107,6 +107,7 @@ def _norm(grad: Any) -> float:
     return float(as_numpy(xp.sqrt((grad.astype(xp.float64) ** 2).sum())))
 
 
+# --8<-- [start:check_chain_rule]
 def check_chain_rule(grad_norms: Sequence[float], tolerance: float = TOLERANCE) -> dict[str, Any]:
     """Gains, running products and the identity check from measured norms n_0..n_L.
 
@@ -133,6 +134,7 @@ def check_chain_rule(grad_norms: Sequence[float], tolerance: float = TOLERANCE) 
     holds = bool(checkable.all() and max_rel <= tolerance)
     return {"gains": gains.tolist(), "products": products.tolist(), "predicted_norms": predicted.tolist(),
             "relative_errors": rel.tolist(), "max_relative_error": max_rel, "identity_holds": holds, "note": note}
+# --8<-- [end:check_chain_rule]
 
 
 def chain_rule_gains(

@@ -74,6 +74,7 @@ def truncated_normal(shape: tuple[int, ...], std: float, rng: np.random.Generato
     return values * std
 
 
+# --8<-- [start:variance_scaling]
 def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal") -> Scheme:
     """The scheme with Var(W) = scale / n, n = fan_in, fan_out or their mean (see the module docstring).
 
@@ -103,6 +104,7 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str
 
     scheme.__name__ = f"variance_scaling(scale={scale}, mode={mode!r}, distribution={distribution!r})"
     return scheme
+# --8<-- [end:variance_scaling]
 
 
 def pytorch_default(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,6 +5,7 @@ from ..autograd import Function, Tensor, normalize_axis
 from ..backend import get_array_module
 
 
+# --8<-- [start:relu]
 class ReLU(Function):
     """y = max(x, 0).   dy/dx = 1 where x > 0, else 0."""
 
@@ -14,6 +15,7 @@ class ReLU(Function):
 
     def backward(self, grad):
         return grad * self.positive
+# --8<-- [end:relu]
 
 
 class LeakyReLU(Function):
@@ -30,6 +32,7 @@ class LeakyReLU(Function):
         return get_array_module(grad).where(self.positive, grad, grad * grad.dtype.type(self.slope))
 
 
+# --8<-- [start:sigmoid]
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x).   dy/dx = y (1 - y).
 
@@ -44,6 +47,7 @@ class Sigmoid(Function):
 
     def backward(self, grad):
         return grad * self.y * (1 - self.y)
+# --8<-- [end:sigmoid]
 
 
 class Softmax(Function):

@@ -56,6 +56,7 @@ class Mul(Function):
 # --8<-- [end:mul]
 
 
+# --8<-- [start:div]
 class Div(Function):
     """y = a / b.   dL/da = g / b, dL/db = -g * a / b^2."""
 
@@ -68,6 +69,7 @@ class Div(Function):
         ga = sum_to(grad / self.b, self.a.shape) if self.needs_input_grad[0] else None
         gb = sum_to(-grad * self.a / (self.b * self.b), self.b.shape) if self.needs_input_grad[1] else None
         return ga, gb
+# --8<-- [end:div]
 
 
 class Neg(Function):
@@ -80,6 +82,7 @@ class Neg(Function):
         return -grad
 
 
+# --8<-- [start:pow]
 class Pow(Function):
     """y = x^p for a constant exponent p.   dL/dx = g * p * x^(p-1)."""
 
@@ -95,6 +98,7 @@ class Pow(Function):
         if p == 0:  # x^0 is constant; p * x^(p-1) would be 0 * inf = nan at x = 0
             return get_array_module(grad).zeros_like(grad)
         return grad * p * self.x ** (p - 1)
+# --8<-- [end:pow]
 
 
 class MatMul(Function):

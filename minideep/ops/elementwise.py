@@ -45,6 +45,7 @@ class Sqrt(Function):
         return grad / (2 * self.y)
 
 
+# --8<-- [start:tanh]
 class Tanh(Function):
     """y = tanh(x).   dy/dx = 1 - y^2."""
 
@@ -54,6 +55,7 @@ class Tanh(Function):
 
     def backward(self, grad):
         return grad * (1 - self.y * self.y)
+# --8<-- [end:tanh]
 
 
 class Abs(Function):
