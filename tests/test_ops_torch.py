@@ -215,6 +215,8 @@ for shape in [(6, 3), (4, 3, 2, 3)]:
              lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True)),
         Case(f"batch_norm train {shape} no weight", [shape], lambda x: F.batch_norm(x, None, None, training=True),
              lambda x: TF.batch_norm(x, None, None, training=True)),
+        Case(f"batch_norm train {shape} weight only", [shape, (c,)], lambda x, w: F.batch_norm(x, None, None, w, training=True),
+             lambda x, w: TF.batch_norm(x, None, None, w, training=True)),
         Case(f"batch_norm eval {shape}", [shape, (c,), (c,)], lambda x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b),
              lambda x, w, b, rm, rv: TF.batch_norm(x, rm, rv, w, b), constants=stats),
         Case(f"batch_norm eval {shape} no weight", [shape], lambda x, rm, rv: F.batch_norm(x, rm, rv),
