@@ -278,3 +278,30 @@ def test_a_small_network_agrees_with_pytorch(device):
     tloss.backward()
     for k in arrays:
         assert_close(ours[k].grad, theirs[k].grad, f"gradient of {k}")
+
+
+def _random_geometry(seed: int, pool: bool):
+    """A random (input shape, kernel, stride, padding) that fits: padding at most half the kernel for pooling."""
+    rng = np.random.default_rng(seed)
+    kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
+    stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) if pool else int(rng.integers(0, 3)) for k in kernel)
+    size = tuple(int(k + rng.integers(0, 6)) for k in kernel)
+    return (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + size, kernel, stride, padding
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_conv2d_random_geometry_agrees_with_pytorch(device, seed):
+    x_shape, kernel, stride, padding = _random_geometry(seed, pool=False)
+    c_out = 1 + seed % 3
+    run_case(Case(f"conv2d random {seed}", [x_shape, (c_out, x_shape[1]) + kernel, (c_out,)],
+                  lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding),
+                  lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=padding)), device)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+def test_pool_random_geometry_agrees_with_pytorch(device, name, seed):
+    x_shape, kernel, stride, padding = _random_geometry(seed, pool=True)
+    run_case(Case(f"{name} random {seed}", [x_shape], lambda x: getattr(F, name)(x, kernel, stride, padding),
+                  lambda x: getattr(TF, name)(x, kernel, stride, padding)), device)
