@@ -49,6 +49,7 @@ def named(t: Tensor, name: str) -> Tensor:
     return t
 
 
+# --8<-- [start:expression]
 def expression(a: Tensor, b: Tensor) -> Tensor:
     """f(a, b) = (a*b + tanh(a) + a/b)^2, with every intermediate result named."""
     c = named(a * b, "c = a*b")
@@ -57,6 +58,7 @@ def expression(a: Tensor, b: Tensor) -> Tensor:
     s = named(c + d, "s = c + d")
     u = named(s + e, "u = s + e")
     return named(u**2, "f = u^2")
+# --8<-- [end:expression]
 
 
 def make_mlp(sizes: Sequence[int], dtype: Any) -> nn.Sequential:
@@ -93,6 +95,7 @@ def _value(array: Any) -> Any:
     return float(array) if array.size == 1 else array.tolist()
 
 
+# --8<-- [start:replay_backward]
 def replay_backward(root: Tensor, scalar: bool) -> tuple[list[dict], dict[int, Any]]:
     """Walk the graph as ``root.backward()`` does and record every step.
 
@@ -137,6 +140,7 @@ def replay_backward(root: Tensor, scalar: bool) -> tuple[list[dict], dict[int, A
             step["edges"].append(edge)
         steps.append(step)
     return steps, leaves
+# --8<-- [end:replay_backward]
 
 
 def print_steps(steps: list[dict], scalar: bool, log: Callable[[str], None] = print) -> None:
@@ -164,6 +168,7 @@ def print_steps(steps: list[dict], scalar: bool, log: Callable[[str], None] = pr
 # ----------------------------------------------------------------------------------------
 
 
+# --8<-- [start:central_differences]
 def central_differences(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float) -> list[np.ndarray]:
     """dfn/dx for every input element: (fn(x + eps e_k) - fn(x - eps e_k)) / (2 eps); fn is scalar.
 
@@ -184,6 +189,7 @@ def central_differences(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps
                 numeric[k] = (plus - minus) / (2 * eps)
             grads.append(numeric.reshape(x.shape))
     return grads
+# --8<-- [end:central_differences]
 
 
 def compare(names: Sequence[str], analytic: Sequence[Any], numeric: Sequence[np.ndarray]) -> dict[str, dict]:
