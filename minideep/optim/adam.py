@@ -10,28 +10,31 @@ from .optimizer import Optimizer, check_nonnegative
 class Adam(Optimizer):
     r"""Adam (Kingma and Ba, 2015), with PyTorch's update rule.
 
-    For each parameter :math:`\theta` with gradient :math:`g_t` at its step :math:`t = 1, 2, \dots`:
+    For each parameter $\theta$ with gradient $g_t$ at its step $t = 1, 2, \dots$
+    ($m_0 = v_0 = \hat v_0 = 0$):
 
-    .. math::
+    $$
+    \begin{aligned}
+    g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \qquad \text{(L2 weight decay; Adam only)} \\
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t \\
+    v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+    \hat v_t &= \begin{cases} \max(\hat v_{t-1}, v_t) & \text{amsgrad} \\ v_t & \text{otherwise} \end{cases} \\
+    \theta_t &= \theta_{t-1} - \frac{\eta}{1 - \beta_1^t}\,
+                \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+    \end{aligned}
+    $$
 
-        g_t &\leftarrow g_t + \lambda \theta_{t-1}          &&\text{(L2 weight decay, Adam only)} \\
-        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t          &&m_0 = 0 \\
-        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2        &&v_0 = 0 \\
-        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ if amsgrad else } v_t \\
-        \theta_t &= \theta_{t-1} - \frac{\eta}{1 - \beta_1^t}\,
-                    \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
-
-    The bias corrections :math:`1 - \beta^t` undo the pull of :math:`m_0 = v_0 = 0` towards
-    zero in the first steps. :math:`\epsilon` is added after dividing by
-    :math:`\sqrt{1-\beta_2^t}`, exactly where PyTorch adds it.
+    The bias corrections $1 - \beta^t$ undo the pull of $m_0 = v_0 = 0$ towards zero in
+    the first steps. $\epsilon$ is added after dividing by $\sqrt{1-\beta_2^t}$, exactly
+    where PyTorch adds it.
 
     Args:
         params: ``model.named_parameters()`` or an iterable of parameters.
-        lr: learning rate :math:`\eta` (default 1e-3).
-        betas: :math:`(\beta_1, \beta_2)`, decay rates of the moment estimates (default (0.9, 0.999)).
-        eps: :math:`\epsilon` (default 1e-8).
-        weight_decay: :math:`\lambda`, L2 penalty added to the gradient (default 0).
-        amsgrad: normalise by the running maximum of :math:`v_t` (Reddi et al., 2018).
+        lr: learning rate $\eta$ (default 1e-3).
+        betas: $(\beta_1, \beta_2)$, decay rates of the moment estimates (default (0.9, 0.999)).
+        eps: $\epsilon$ (default 1e-8).
+        weight_decay: $\lambda$, L2 penalty added to the gradient (default 0).
+        amsgrad: normalise by the running maximum of $v_t$ (Reddi et al., 2018).
 
     Example:
         >>> opt = Adam(model.named_parameters())          # the coursework's optimizer
@@ -90,13 +93,13 @@ class AdamW(Adam):
     The decay shrinks the weights directly instead of entering the gradient (and so the
     moment estimates):
 
-    .. math::
-
-        \theta \leftarrow \theta (1 - \eta \lambda) \quad\text{then the Adam step without } \lambda.
+    $$
+    \theta \leftarrow \theta\,(1 - \eta\lambda) \quad \text{then the Adam step without } \lambda .
+    $$
 
     Args:
-        params, lr, betas, eps, amsgrad: as in :class:`Adam`.
-        weight_decay: :math:`\lambda` (default 1e-2).
+        params, lr, betas, eps, amsgrad: as in `Adam`.
+        weight_decay: $\lambda$ (default 1e-2).
     """
 
     decoupled_weight_decay = True

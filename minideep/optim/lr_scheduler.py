@@ -102,7 +102,9 @@ class LRScheduler:
 class StepLR(LRScheduler):
     r"""Multiply the rate by ``gamma`` every ``step_size`` epochs.
 
-    .. math:: \eta_e = \eta_0 \, \gamma^{\lfloor e / \text{step\_size} \rfloor}
+    $$
+    \eta_e = \eta_0\, \gamma^{\lfloor e / \text{step\_size} \rfloor}
+    $$
 
     Args:
         optimizer: the optimizer whose ``lr`` is scheduled.
@@ -133,7 +135,9 @@ class StepLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     r"""Multiply the rate by ``gamma`` every epoch.
 
-    .. math:: \eta_e = \eta_0 \, \gamma^{e}
+    $$
+    \eta_e = \eta_0\, \gamma^{e}
+    $$
 
     Args:
         optimizer: the optimizer whose ``lr`` is scheduled.
@@ -154,19 +158,23 @@ class ExponentialLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    r"""Cosine annealing from the initial rate :math:`\eta_0` down to ``eta_min`` over ``T_max`` epochs.
+    r"""Cosine annealing from the initial rate $\eta_0$ down to ``eta_min`` over ``T_max`` epochs.
 
     Closed form (``step(epoch)``; SGDR without restarts):
 
-    .. math:: \eta_e = \eta_{\min} + \tfrac12 (\eta_0 - \eta_{\min})\left(1 + \cos\frac{\pi e}{T_{\max}}\right)
+    $$
+    \eta_e = \eta_{\min} + \tfrac12 (\eta_0 - \eta_{\min})\left(1 + \cos\frac{\pi e}{T_{\max}}\right)
+    $$
 
-    ``step()`` uses PyTorch's recursion instead, from the current rate :math:`\eta_{e-1}`:
+    ``step()`` uses PyTorch's recursion instead, from the current rate $\eta_{e-1}$:
 
-    .. math:: \eta_e = \eta_{\min} + (\eta_{e-1} - \eta_{\min})
-              \frac{1 + \cos(\pi e / T_{\max})}{1 + \cos(\pi (e - 1) / T_{\max})}
+    $$
+    \eta_e = \eta_{\min} + (\eta_{e-1} - \eta_{\min})\,
+             \frac{1 + \cos(\pi e / T_{\max})}{1 + \cos(\pi (e - 1) / T_{\max})}
+    $$
 
-    except when :math:`(e - 1 - T_{\max})` is a multiple of :math:`2T_{\max}` (where the
-    denominator is 0): then :math:`\eta_e = \eta_{e-1} + \tfrac12(\eta_0 - \eta_{\min})(1 - \cos(\pi/T_{\max}))`.
+    except when $e - 1 - T_{\max}$ is a multiple of $2T_{\max}$ (where the denominator is
+    0): then $\eta_e = \eta_{e-1} + \tfrac12(\eta_0 - \eta_{\min})(1 - \cos(\pi/T_{\max}))$.
     Past ``T_max`` the rate climbs back up along the cosine. The recursion also follows a
     rate changed by hand between steps, as PyTorch's does.
 

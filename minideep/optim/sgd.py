@@ -10,25 +10,28 @@ from .optimizer import Optimizer, check_nonnegative
 class SGD(Optimizer):
     r"""Stochastic gradient descent, with PyTorch's update rule.
 
-    For each parameter :math:`\theta` with gradient :math:`g_t` at step :math:`t`:
+    For each parameter $\theta$ with gradient $g_t$ at step $t$ (weight decay $\lambda$,
+    momentum $\mu$, dampening $\tau$, learning rate $\eta$):
 
-    .. math::
-
-        g_t &\leftarrow g_t + \lambda \theta_{t-1}                 &&\text{(weight decay } \lambda\text{)} \\
-        b_t &= g_t \text{ if } t = 1 \text{ else } \mu b_{t-1} + (1 - \tau) g_t  &&\text{(momentum } \mu\text{, dampening } \tau\text{)} \\
-        g_t &\leftarrow g_t + \mu b_t \text{ if nesterov else } b_t \\
-        \theta_t &= \theta_{t-1} - \eta\, g_t
+    $$
+    \begin{aligned}
+    g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \\
+    b_t &= \begin{cases} g_t & t = 1 \\ \mu\, b_{t-1} + (1 - \tau)\, g_t & t > 1 \end{cases} \\
+    g_t &\leftarrow \begin{cases} g_t + \mu\, b_t & \text{nesterov} \\ b_t & \text{otherwise} \end{cases} \\
+    \theta_t &= \theta_{t-1} - \eta\, g_t
+    \end{aligned}
+    $$
 
     The momentum buffer starts as the first gradient itself (no dampening on step 1), as
-    in PyTorch. Without momentum the update is plain :math:`\theta \leftarrow \theta - \eta g`.
+    in PyTorch. Without momentum the update is plain $\theta \leftarrow \theta - \eta\, g$.
 
     Args:
         params: ``model.named_parameters()`` (state keyed by name) or an iterable of parameters
             (keyed ``"0"``, ``"1"``, ... by position).
-        lr: learning rate :math:`\eta`.
-        momentum: momentum factor :math:`\mu` (default 0).
-        dampening: dampening :math:`\tau` for the momentum (default 0).
-        weight_decay: L2 penalty :math:`\lambda` added to the gradient (default 0).
+        lr: learning rate $\eta$.
+        momentum: momentum factor $\mu$ (default 0).
+        dampening: dampening $\tau$ of the momentum (default 0).
+        weight_decay: L2 penalty $\lambda$ added to the gradient (default 0).
         nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
 
     Example:
