@@ -385,6 +385,8 @@ def fit(
         say(f"fit: resumed from {last_path} after epoch {start}/{epochs}")
     elif resume:
         say(f"fit: no checkpoint in {ckpt_dir}; starting from scratch")
+    elif last_path is not None and last_path.is_file():
+        say(f"fit: {last_path} is from an earlier run and will be overwritten (resume=True continues it)")
 
     _call(callbacks, "on_train_begin", state)
     for epoch in range(start, epochs):

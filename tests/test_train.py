@@ -1,6 +1,7 @@
 """fit/evaluate: history, hooks, seeding, checkpoints, exact resume, divergence, atomic writes."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 from types import SimpleNamespace
@@ -103,6 +104,7 @@ def test_history_has_one_record_per_epoch_with_the_rate_used():
     val_acc = [r["val_acc"] for r in result.history]
     assert result.best_epoch == int(np.argmax(val_acc)) and result.best_val_acc == max(val_acc)
     assert result.last_checkpoint is None and result.best_checkpoint is None
+    assert json.loads(json.dumps(result.to_dict()))["best_epoch"] == result.best_epoch
 
 
 def test_training_reduces_the_loss():
@@ -255,6 +257,23 @@ def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path):
     result = fit(net, opt, loaders()[0], 1, checkpoint_dir=tmp_path, resume=True, progress=False, log=lines.append)
     assert result.resumed_from_epoch is None and len(result.history) == 1
     assert "starting from scratch" in lines[0]
+
+
+def test_a_fresh_run_says_it_overwrites_an_earlier_checkpoint(tmp_path):
+    net, opt, _ = adam_setup()
+    fit(net, opt, loaders()[0], 1, checkpoint_dir=tmp_path, **quiet())
+    lines = []
+    fit(net, opt, loaders()[0], 1, checkpoint_dir=tmp_path, progress=False, log=lines.append)
+    assert "will be overwritten" in lines[0]
+
+
+def test_a_fresh_run_without_validation_removes_an_earlier_runs_best_checkpoint(tmp_path):
+    net, opt, _ = adam_setup()
+    train, val = loaders()
+    fit(net, opt, train, 1, val_loader=val, checkpoint_dir=tmp_path, **quiet())
+    assert (tmp_path / "best.npz").exists()
+    result = fit(net, opt, train, 1, checkpoint_dir=tmp_path, **quiet())
+    assert result.best_checkpoint is None and sorted(os.listdir(tmp_path)) == ["last.npz"]
 
 
 def test_resume_of_a_finished_run_changes_nothing(tmp_path):
