@@ -54,5 +54,11 @@ def on_device(device: str) -> Callable[[Any], Any]:
 
 @pytest.fixture
 def torch() -> Any:
-    """PyTorch as an oracle: ``pytest.importorskip("torch")``, so the test skips cleanly without it."""
-    return pytest.importorskip("torch")
+    """PyTorch as an oracle: ``pytest.importorskip("torch")``, so the test skips cleanly without it.
+
+    One thread: the oracle's tensors are tiny, and torch's thread pool only fights the
+    other test processes for the machine's cores.
+    """
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    return torch
