@@ -119,18 +119,30 @@ def md_adam(named: list[tuple[str, md.Tensor]], lr: float = 1e-3) -> Any:
         return _PlainAdam([p for _, p in named], lr)
 
 
+def md_vgg_model(blocks: int, device: str = "cpu") -> tuple[Any, Callable[[md.Tensor, Any], md.Tensor]]:
+    """(model, loss function): ``minideep.models.vgg`` when it is there, else ``MdVGG`` above."""
+    try:
+        from minideep.models.vgg import VGG  # noqa: PLC0415
+
+        model = VGG(blocks).to(device)
+        return model, lambda x, y: F.cross_entropy(model(x), y)
+    except ImportError:
+        layers = vgg_layers(blocks)
+        model = MdVGG(layers, init_weights(layers), device)
+        return model, model.loss
+
+
 def md_vgg_step(blocks: int, batch: int = 100, device: str = "cpu", seed: int = 0) -> Callable[[], float]:
     """One VGG training step in minideep (forward, backward, Adam) as a closure."""
     rng = np.random.default_rng(seed)
     x = md.tensor(to_device(rng.standard_normal((batch, 3, 32, 32)).astype(np.float32), device))
     y = to_device(rng.integers(0, 100, batch), device)
-    layers = vgg_layers(blocks)
-    model = MdVGG(layers, init_weights(layers), device)
-    opt = md_adam(model.named_parameters())
+    model, loss_fn = md_vgg_model(blocks, device)
+    opt = md_adam(list(model.named_parameters()))
 
     def step() -> float:
         opt.zero_grad()
-        loss = model.loss(x, y)
+        loss = loss_fn(x, y)
         loss.backward()
         opt.step()
         return loss

@@ -77,10 +77,11 @@ def test_conv2d_equals_im2col_reference(case: dict, device: str) -> None:
 
 
 @SETTINGS
-@given(case=conv_cases, block=st.integers(1, 40))
-def test_conv2d_row_blocks_of_any_size_give_the_same_result(case: dict, block: int, device: str,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conv_module, "BLOCK_ROWS", block)  # many blocks, and a ragged last one
+@given(case=conv_cases, work=st.integers(1, 400), threads=st.integers(1, 3))
+def test_conv2d_row_blocks_and_threads_of_any_number_give_the_same_result(
+        case: dict, work: int, threads: int, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conv_module, "BLOCK_WORK", work)  # many blocks, and a ragged last one
+    monkeypatch.setattr(conv_module, "THREADS", threads)
     _conv_against_reference(case, device)
 
 

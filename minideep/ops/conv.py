@@ -32,14 +32,34 @@ transposing copy.
 """
 from __future__ import annotations
 
-from typing import Any
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 
-#: Output rows per block of the shifted products on the CPU: the block of Y and the rows of X
-#: it reads then stay in the core's cache while the kh*kw products are summed into it.
-BLOCK_ROWS = 2048
+#: Multiply-adds per matrix product on the CPU (about half a million). Rows go in blocks of
+#: BLOCK_WORK // (C_in * C_out): a block of Y and the rows of X it reads stay in the core's
+#: cache while the kh*kw products are summed into it, and a product this small runs on one
+#: OpenBLAS thread. Its threads spin-wait for each other, which is very slow when other
+#: processes share the cores, so the cores are used by THREADS Python threads instead,
+#: each taking a contiguous share of the rows (NumPy releases the GIL inside ``matmul``).
+BLOCK_WORK = 1 << 19
+THREADS = min(os.cpu_count() or 1, 8)
+_pool: ThreadPoolExecutor | None = None
+
+
+def _in_parallel(task: Callable[[int, int], Any], total: int) -> list[Any]:
+    """[task(start, stop)] over THREADS contiguous shares of range(total), run in threads."""
+    global _pool
+    bounds = [total * k // THREADS for k in range(THREADS + 1)]
+    shares = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    if len(shares) < 2:
+        return [task(a, b) for a, b in shares]
+    if _pool is None or _pool._max_workers < len(shares):
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="minideep-conv")
+    return [f.result() for f in [_pool.submit(task, a, b) for a, b in shares]]
 
 
 def pair(value: Any, name: str, op: str) -> tuple[int, int]:
@@ -78,38 +98,52 @@ def shifted_matmul(src, weights, offsets: list[int], out, bias=None) -> None:
     """out[q] = sum_k src[q + offsets[k]] @ weights[k] (+ bias), for every row q of ``out``.
 
     ``src`` is (R, C_in), ``weights[k]`` (C_in, C_out), ``out`` (L, C_out) with
-    L + max(offsets) <= R. On the CPU the rows go in blocks of ``BLOCK_ROWS``, so that the
-    partial sums stay in cache; a GPU takes all rows at once.
+    L + max(offsets) <= R. On the CPU the rows go in blocks (see BLOCK_WORK) shared among
+    threads; a GPU takes all rows at once.
     """
     xp = get_array_module(src)
+
+    def rows(first: int, end: int, block: int) -> None:
+        scratch = xp.empty((min(block, end - first), out.shape[1]), dtype=out.dtype)
+        for start in range(first, end, block):
+            stop = min(start + block, end)
+            acc, tmp = out[start:stop], scratch[: stop - start]
+            xp.matmul(src[start + offsets[0] : stop + offsets[0]], weights[0], out=acc)
+            for k in range(1, len(offsets)):
+                xp.matmul(src[start + offsets[k] : stop + offsets[k]], weights[k], out=tmp)
+                acc += tmp
+            if bias is not None:
+                acc += bias
+
     total = out.shape[0]
-    block = BLOCK_ROWS if xp.__name__ == "numpy" else total
-    scratch = xp.empty((min(block, total), out.shape[1]), dtype=out.dtype)
-    for start in range(0, total, block):
-        stop = min(start + block, total)
-        acc, tmp = out[start:stop], scratch[: stop - start]
-        xp.matmul(src[start + offsets[0] : stop + offsets[0]], weights[0], out=acc)
-        for k in range(1, len(offsets)):
-            xp.matmul(src[start + offsets[k] : stop + offsets[k]], weights[k], out=tmp)
-            acc += tmp
-        if bias is not None:
-            acc += bias
+    if xp.__name__ != "numpy":
+        rows(0, total, total)
+        return
+    block = max(1, BLOCK_WORK // (src.shape[1] * out.shape[1]))
+    _in_parallel(lambda first, end: rows(first, end, block), total)
 
 
-def shifted_weight_grad(src, grad, offsets: list[int], c_in: int):
-    """dW[k] = sum_q src[q + offsets[k]]^T grad[q]: (len(offsets), C_in, C_out), blocked like the forward."""
+def shifted_weight_grad(src, grad, offsets: list[int]):
+    """dW[k] = sum_q src[q + offsets[k]]^T grad[q]: (len(offsets), C_in, C_out), in blocks like the forward."""
     xp = get_array_module(src)
+    shape = (len(offsets), src.shape[1], grad.shape[1])
+
+    def rows(first: int, end: int, block: int):
+        dw = xp.zeros(shape, dtype=grad.dtype)
+        tmp = xp.empty(shape[1:], dtype=grad.dtype)
+        for start in range(first, end, block):
+            stop = min(start + block, end)
+            g = grad[start:stop]
+            for k, off in enumerate(offsets):
+                xp.matmul(src[start + off : stop + off].T, g, out=tmp)
+                dw[k] += tmp
+        return dw
+
     total = grad.shape[0]
-    block = BLOCK_ROWS if xp.__name__ == "numpy" else total
-    dw = xp.zeros((len(offsets), c_in, grad.shape[1]), dtype=grad.dtype)
-    tmp = xp.empty(dw.shape[1:], dtype=grad.dtype)
-    for start in range(0, total, block):
-        stop = min(start + block, total)
-        g = grad[start:stop]
-        for k, off in enumerate(offsets):
-            xp.matmul(src[start + off : stop + off].T, g, out=tmp)
-            dw[k] += tmp
-    return dw
+    if xp.__name__ != "numpy":
+        return rows(0, total, total)
+    block = max(1, BLOCK_WORK // (shape[1] * shape[2]))
+    return sum(_in_parallel(lambda first, end: rows(first, end, block), total))
 
 
 class Conv2d(Function):
@@ -186,7 +220,7 @@ class Conv2d(Function):
         if self.needs_input_grad[1]:
             x_flat, _ = pad_channels_last(x, ph, pw)
             last = n * hp * wp - offsets[-1]  # rows q beyond this are junk: G is zero there
-            dw = shifted_weight_grad(x_flat, g[:last], offsets, c_in)  # (kh*kw, C_in, C_out)
+            dw = shifted_weight_grad(x_flat, g[:last], offsets)  # (kh*kw, C_in, C_out)
             gw = dw.reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1).copy()
         if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
             gb = g.sum(axis=0)
