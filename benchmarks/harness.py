@@ -55,6 +55,7 @@ def _block(fn: Callable[[], Any], sync: Callable[[], None], calls: int) -> float
 
 def compare(
     fns: dict[str, Callable[[], Any]],
+    *,
     rounds: int = 7,
     warmup: int = 2,
     min_block_s: float = 0.05,
@@ -80,7 +81,9 @@ def compare(
         for name in names if r % 2 == 0 else names[::-1]:
             time.sleep(pause_s)
             times[name].append(_block(fns[name], syncs.get(name, nosync), calls[name]))
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    medians.update({f"{name}_min": min(ts) for name, ts in times.items()})
+    return medians
 
 
 def openblas_corename() -> str | None:
@@ -116,6 +119,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "openblas_kernel": openblas_corename(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
+        "load_average_at_start": os.getloadavg(),
     }
     try:
         import torch  # noqa: PLC0415

@@ -86,12 +86,14 @@ def main() -> None:
     def timed(name: str, group: str, md_fn, torch_fn, target=None, note="", extra=None) -> Result:
         t = harness.compare({"minideep": md_fn, "torch": torch_fn}, rounds=rounds, syncs=syncs,
                             pause_s=0.1 if args.quick else 0.2)
-        r = Result(name, group, t["minideep"], t["torch"], target, note, extra or {})
+        extra = {**(extra or {}), "minideep_min_s": t["minideep_min"], "torch_min_s": t["torch_min"],
+                 "ratio_of_mins": t["minideep_min"] / t["torch_min"]}
+        r = Result(name, group, t["minideep"], t["torch"], target, note, extra)
         results.append(r)
         _print_row(r)
         return r
 
-    print(f"\n{'item':44s} {'minideep':>11s} {'pytorch':>11s} {'ratio':>7s} {'target':>7s}")
+    print(f"\n{'item':44s} {'minideep':>11s} {'pytorch':>11s} {'ratio':>7s} {'(mins)':>7s} {'target':>7s}")
     # --- ops -----------------------------------------------------------------------------
     op_items = [("conv2d", s, 2.0) for s in [cases.FIRST_LAYER, *cases.SHAPES]]
     op_items += [(op, s, None) for op in ("max_pool2d", "avg_pool2d", "batch_norm") for s in cases.SHAPES]
@@ -126,6 +128,7 @@ def main() -> None:
         results.append(r)
         _print_row(r)
 
+    info["load_average_at_end"] = os.getloadavg()
     _write(args.out, device, args.quick, info, results)
 
 
@@ -158,6 +161,10 @@ def _loader(n: int, device: str):
                   f"50,000 CIFAR-sized images, crop+flip+normalize (measured on {n})", {"output": text[-2000:]})
 
 
+def _load(values) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
 def _fmt(value, unit: str) -> str:
     if value is None:
         return "-"
@@ -166,8 +173,9 @@ def _fmt(value, unit: str) -> str:
 
 def _print_row(r, unit: str = "s") -> None:
     ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
+    mins = f"{r.extra['ratio_of_mins']:.2f}x" if "ratio_of_mins" in r.extra else "-"
     target = "" if r.target is None else f"<={r.target:.1f}x" + (" ok" if r.ratio is not None and r.ratio <= r.target else " MISS")
-    print(f"{r.name:44s} {_fmt(r.minideep_s, unit):>11s} {_fmt(r.torch_s, unit):>11s} {ratio:>7s} {target}", flush=True)
+    print(f"{r.name:44s} {_fmt(r.minideep_s, unit):>11s} {_fmt(r.torch_s, unit):>11s} {ratio:>7s} {mins:>7s} {target}", flush=True)
 
 
 def _write(folder: Path, device: str, quick: bool, info: dict, results: list) -> None:
@@ -180,14 +188,18 @@ def _write(folder: Path, device: str, quick: bool, info: dict, results: list) ->
         f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, NumPy {info['numpy']} "
         f"(OpenBLAS kernel {info['openblas_kernel']}), PyTorch {info.get('torch')} "
         f"({info.get('torch_threads')} threads){', GPU ' + info['gpu'] if info.get('gpu') else ''}.", "",
-        "| item | minideep | PyTorch | minideep / PyTorch | target |",
-        "| --- | ---: | ---: | ---: | --- |",
+        f"Load average (1, 5, 15 min) at start {_load(info['load_average_at_start'])}, at end "
+        f"{_load(info['load_average_at_end'])}: on a shared machine, other processes slow both frameworks "
+        "(PyTorch's and OpenBLAS's threads wait for each other), so the ratio of the fastest rounds is given too.", "",
+        "| item | minideep (median) | PyTorch (median) | minideep / PyTorch | ratio of fastest rounds | target |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         unit = "MiB" if r.group == "memory" else "s"
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
         target = "" if r.target is None else f"<= {r.target:.1f}x " + ("(met)" if r.ratio is not None and r.ratio <= r.target else "(missed)")
-        lines.append(f"| {r.name} | {_fmt(r.minideep_s, unit)} | {_fmt(r.torch_s, unit)} | {ratio} | {target} |")
+        mins = f"{r.extra['ratio_of_mins']:.2f}x" if "ratio_of_mins" in r.extra else "-"
+        lines.append(f"| {r.name} | {_fmt(r.minideep_s, unit)} | {_fmt(r.torch_s, unit)} | {ratio} | {mins} | {target} |")
     (folder / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {folder / (stem + '.json')} and {folder / (stem + '.md')}")
 

@@ -41,10 +41,11 @@ from ..backend import get_array_module
 
 #: Multiply-adds per matrix product on the CPU (about half a million). Rows go in blocks of
 #: BLOCK_WORK // (C_in * C_out): a block of Y and the rows of X it reads stay in the core's
-#: cache while the kh*kw products are summed into it, and a product this small runs on one
-#: OpenBLAS thread. Its threads spin-wait for each other, which is very slow when other
-#: processes share the cores, so the cores are used by THREADS Python threads instead,
-#: each taking a contiguous share of the rows (NumPy releases the GIL inside ``matmul``).
+#: cache while the kh*kw products are summed into it, and this is the largest product that
+#: OpenBLAS still runs on one thread. Its threads spin-wait for each other, which is very
+#: slow (measured: 10x and worse) when other processes share the cores, so the cores are used
+#: by THREADS Python threads instead, each taking a contiguous share of the rows (NumPy
+#: releases the GIL inside ``matmul``).
 BLOCK_WORK = 1 << 19
 THREADS = min(os.cpu_count() or 1, 8)
 _pool: ThreadPoolExecutor | None = None
