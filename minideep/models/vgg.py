@@ -62,11 +62,13 @@ class ProcessingBlock(Module):
         self.bn_1 = BatchNorm2d(num_filters, dtype=dtype) if batch_norm else None
         self.activation = make_activation(activation)
 
+    # --8<-- [start:processing_forward]
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv_0(x)
         out = self.activation(out if self.bn_0 is None else self.bn_0(out))
         out = self.conv_1(out)
         return self.activation(out if self.bn_1 is None else self.bn_1(out))
+    # --8<-- [end:processing_forward]
 
 
 class ReductionBlock(Module):

@@ -136,8 +136,10 @@ class ResidualBlock(Module):
             out = self.bn_1(out)
         return out
 
+    # --8<-- [start:residual_forward]
     def forward(self, x: Tensor) -> Tensor:
         return self.activation(self.residual(x) + self.shortcut(x))
+    # --8<-- [end:residual_forward]
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, stride={self.stride}, batch_norm={self.batch_norm}, "
