@@ -71,15 +71,18 @@ def _conv_against_reference(case: dict, device: str, dtype: Any = np.float64, to
 
 
 @SETTINGS
-@given(case=conv_cases)
-def test_conv2d_equals_im2col_reference(case: dict, device: str) -> None:
+@given(case=conv_cases, fold=st.booleans())
+def test_conv2d_equals_im2col_reference(case: dict, fold: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Narrow inputs fold the kernel rows into wider products; check both ways on every shape.
+    monkeypatch.setattr(conv_module, "FOLD_BELOW_CHANNELS", 16 if fold else 0)
     _conv_against_reference(case, device)
 
 
 @SETTINGS
-@given(case=conv_cases, work=st.integers(1, 400), threads=st.integers(1, 3))
+@given(case=conv_cases, work=st.integers(1, 400), threads=st.integers(1, 3), fold=st.booleans())
 def test_conv2d_row_blocks_and_threads_of_any_number_give_the_same_result(
-        case: dict, work: int, threads: int, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        case: dict, work: int, threads: int, fold: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conv_module, "FOLD_BELOW_CHANNELS", 16 if fold else 0)
     monkeypatch.setattr(conv_module, "BLOCK_WORK", work)  # many blocks, and a ragged last one
     monkeypatch.setattr(conv_module, "THREADS", threads)
     _conv_against_reference(case, device)

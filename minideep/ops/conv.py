@@ -48,6 +48,9 @@ from ..backend import get_array_module
 #: releases the GIL inside ``matmul``).
 BLOCK_WORK = 1 << 19
 THREADS = min(os.cpu_count() or 1, 8)
+#: Inputs with fewer channels than this (an RGB image) get their kernel rows folded (see
+#: ``Conv2d._shifted_operands``): products of width C_in = 3 are too thin to run fast.
+FOLD_BELOW_CHANNELS = 16
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -178,9 +181,22 @@ class Conv2d(Function):
         return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
 
     # --- stride 1: shifted matrix products on the flattened padded image -----------------
-    def _offsets(self, wp: int) -> list[int]:
-        kh, kw = self.weight.shape[2:]
-        return [i * wp + j for i in range(kh) for j in range(kw)]  # row of x_pad[oh+i, ow+j] minus q
+    def _shifted_operands(self, flat, wp: int):
+        """(rows to read, weight of each shift, row offset of each shift) for ``shifted_matmul``.
+
+        One product per kernel offset (i, j), reading row q + i*Wp + j. For a narrow input
+        (C_in < FOLD_BELOW_CHANNELS) the kw pixels of a kernel row are first copied side by
+        side, row r of ``wide`` = [X[r], X[r+1], ..., X[r+kw-1]], so that one product per
+        kernel row i, at offset i*Wp and of width kw*C_in, does the work of kw thin ones.
+        """
+        xp = get_array_module(flat)
+        c_out, c_in, kh, kw = self.weight.shape
+        w_ij = xp.ascontiguousarray(self.weight.transpose(2, 3, 1, 0))  # (kh, kw, C_in, C_out)
+        if c_in >= FOLD_BELOW_CHANNELS or kw == 1:
+            return flat, w_ij.reshape(kh * kw, c_in, c_out), [i * wp + j for i in range(kh) for j in range(kw)]
+        rows = flat.shape[0] - (kw - 1)
+        wide = xp.concatenate([flat[j : j + rows] for j in range(kw)], axis=1)
+        return wide, w_ij.reshape(kh, kw * c_in, c_out), [i * wp for i in range(kh)]
 
     def _forward_shifted(self, x, weight, bias):
         xp = get_array_module(x)
@@ -189,12 +205,10 @@ class Conv2d(Function):
         ph, pw = self.padding
         flat, padded = pad_channels_last(x, ph, pw)
         hp, wp = padded.shape[1:3]
-        offsets = self._offsets(wp)
         y = xp.empty((n * hp * wp, c_out), dtype=x.dtype)
-        # Rows past len(flat) - max(offsets) would read beyond the image: they are junk rows anyway.
-        last = n * hp * wp - offsets[-1]
-        w_ij = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh * kw, c_in, c_out)
-        shifted_matmul(flat, w_ij, offsets, y[:last], bias)
+        # Rows q past `last` would read beyond the image: they are junk rows (oh >= OH) anyway.
+        last = n * hp * wp - ((kh - 1) * wp + kw - 1)
+        shifted_matmul(*self._shifted_operands(flat, wp), y[:last], bias)
         return y.reshape(n, hp, wp, c_out)[:, : self.oh, : self.ow].transpose(0, 3, 1, 2)
 
     def _backward_shifted(self, grad):
@@ -204,8 +218,8 @@ class Conv2d(Function):
         c_out, _, kh, kw = weight.shape
         ph, pw = self.padding
         hp, wp = h + 2 * ph, w + 2 * pw
-        offsets = self._offsets(wp)
-        front = offsets[-1]
+        front = (kh - 1) * wp + kw - 1  # the largest offset
+        last = n * hp * wp - front  # rows q beyond this are junk: G is zero there
         # G on the padded output grid, zero on the junk rows, with `front` zero rows before it
         # so that the gather dX[r] = sum G[r - off] W_ij^T never reads before its first row.
         g_flat = xp.zeros((front + n * hp * wp, c_out), dtype=grad.dtype)
@@ -215,13 +229,14 @@ class Conv2d(Function):
         if self.needs_input_grad[0]:
             dx = xp.empty((n * hp * wp, c_in), dtype=grad.dtype)
             w_flipped = xp.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, c_out, c_in)
-            # dX[r] = sum_k G[r - off_k] W_k^T = sum_k g_flat[r + front - off_k] W_k^T
-            shifted_matmul(g_flat, w_flipped, [front - off for off in offsets], dx)
+            # dX[r] = sum_ij G[r - off_ij] W_ij^T = sum_ij g_flat[r + front - off_ij] W_ij^T
+            offsets = [front - (i * wp + j) for i in range(kh) for j in range(kw)]
+            shifted_matmul(g_flat, w_flipped, offsets, dx)
             gx = dx.reshape(n, hp, wp, c_in)[:, ph : ph + h, pw : pw + w].transpose(0, 3, 1, 2)
         if self.needs_input_grad[1]:
             x_flat, _ = pad_channels_last(x, ph, pw)
-            last = n * hp * wp - offsets[-1]  # rows q beyond this are junk: G is zero there
-            dw = shifted_weight_grad(x_flat, g[:last], offsets)  # (kh*kw, C_in, C_out)
+            src, _, offsets = self._shifted_operands(x_flat, wp)
+            dw = shifted_weight_grad(src, g[:last], offsets)  # (kh*kw, C_in, C_out) or (kh, kw*C_in, C_out)
             gw = dw.reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1).copy()
         if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
             gb = g.sum(axis=0)
