@@ -233,3 +233,37 @@ def test_batch_norm_backward_does_not_depend_on_a_later_running_stat_update(devi
     mean += 5  # as a training step elsewhere would
     y.backward(g)
     _close(gamma.grad, expected)
+
+
+# --- the GPU path ----------------------------------------------------------------------------
+
+def test_a_vgg_training_step_on_the_gpu_never_goes_back_to_the_host(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every array of a step stays a CuPy array: no op copies to the host and back.
+
+    CuPy refuses implicit conversions (a NumPy call on device data raises TypeError), and
+    ``as_numpy`` is the one explicit way back, so it is made to fail during the step.
+    """
+    if device != "gpu":
+        pytest.skip("checks the CuPy path; runs with MINIDEEP_DEVICE=gpu on a GPU")
+    import minideep.autograd as autograd
+    import minideep.backend as backend
+    from minideep.models.vgg import VGG
+    from minideep.optim import Adam
+
+    model = VGG(1, num_filters=8, num_classes=10, batch_norm=True).to("gpu")
+    opt = Adam(list(model.named_parameters()))
+    x = md.tensor(_data((4, 3, 16, 16), 0, device, np.float32))
+    y = to_device(np.array([1, 2, 3, 4]), device)
+
+    def no_host_copy(array: Any) -> Any:
+        raise AssertionError("as_numpy called inside a GPU training step (a host round trip)")
+
+    monkeypatch.setattr(backend, "as_numpy", no_host_copy)
+    monkeypatch.setattr(autograd, "as_numpy", no_host_copy)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    monkeypatch.undo()
+    assert loss.device == "gpu"
+    for name, p in model.named_parameters():
+        assert p.device == "gpu" and backend.device_of(p.grad) == "gpu", name
