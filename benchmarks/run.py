@@ -68,7 +68,10 @@ def main() -> None:
     if device == "gpu":
         from minideep.backend import check_device  # noqa: PLC0415
 
-        check_device("gpu")
+        try:
+            check_device("gpu")
+        except ValueError as error:
+            sys.exit(f"benchmarks: {error}")
         if not torch.cuda.is_available():
             sys.exit("benchmarks: --device gpu needs PyTorch with CUDA for the comparison")
     rounds = args.rounds or (3 if args.quick else 7)
