@@ -54,6 +54,15 @@ FOLD_BELOW_CHANNELS = 16
 _pool: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: start a new pool
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _in_parallel(task: Callable[[int, int], Any], total: int) -> list[Any]:
     """[task(start, stop)] over THREADS contiguous shares of range(total), run in threads."""
     global _pool
