@@ -1,0 +1,292 @@
+"""Chapter 05 (Gil's skips to the head): the three networks, PyTorch as their twin, the smoke preset, resume, the check script."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minideep as md
+from minideep import nn
+from minideep.models.skip_to_head import CONNECTIONS, ConvReLU, SkipToHeadNet, pool_positions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def small_net(connection, depth=3, kernels=2, seed=0):
+    """A float64 net small enough for finite differences: 8x8 inputs, 3 classes, no dropout."""
+    md.manual_seed(seed)
+    return SkipToHeadNet(depth, kernels, connection, num_classes=3, image_size=8, hidden=(6, 5), dropout=0.0).double()
+
+
+def images(n=2, size=8, seed=0):
+    return md.tensor(np.random.default_rng(seed).random((n, 3, size, size)), requires_grad=True)
+
+
+# ---------------------------------------------------------------------------------------
+# The networks
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("depth, expected", [(12, [4, 8, 12]), (69, [23, 46, 69]), (99, [33, 66, 99]),
+                                             (120, [40, 80, 120])])
+def test_max_pools_sit_where_gil_put_them(depth, expected):
+    assert pool_positions(depth) == expected
+    net = SkipToHeadNet(depth, 3, "baseline")
+    kinds = [type(m).__name__ for m in net.body.layers]
+    convs_before_pool = [kinds[:i].count("ConvReLU") for i, k in enumerate(kinds) if k == "MaxPool2d"]
+    assert convs_before_pool == expected
+    # Batch normalisation right after every max pool, and nowhere else.
+    assert [kinds[i + 1] for i, k in enumerate(kinds) if k == "MaxPool2d"] == ["BatchNorm2d"] * 3
+    assert kinds.count("BatchNorm2d") == 3 and kinds.count("ConvReLU") == depth
+
+
+@pytest.mark.parametrize("connection, features", [("baseline", 3 * 16), ("concat", 3 * 13 * 16), ("sum", 3 * 16)])
+def test_head_sees_4x4_maps_of_the_right_width(connection, features):
+    net = SkipToHeadNet(12, 3, connection)
+    assert net.head_features == features
+    assert net.fc_0.weight.shape == (2048, features)
+    assert net.fc_1.weight.shape == (1024, 2048) and net.logits.weight.shape == (10, 1024)
+    out = net(md.tensor(np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32)))
+    assert out.shape == (2, 10)
+
+
+def test_every_connection_has_the_same_parameter_names():
+    names = [[n for n, _ in SkipToHeadNet(12, 3, c).named_parameters()] for c in CONNECTIONS]
+    assert names[0] == names[1] == names[2]
+    assert names[0][0] == "body.layers.0.conv.weight" and names[0][-1] == "logits.bias"
+
+
+def test_keras_initialisation_glorot_uniform_weights_zero_biases():
+    md.manual_seed(0)
+    net = SkipToHeadNet(12, 16, "concat")
+    w = net.body.layers[1].conv.weight.numpy()  # 16 -> 16 channels, 3x3: fan_in = fan_out = 144
+    limit = np.sqrt(6 / (144 + 144))
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.9 * limit
+    assert not net.body.layers[1].conv.bias.numpy().any() and not net.fc_0.bias.numpy().any()
+    bn = net.body.layers[5]
+    assert isinstance(bn, nn.BatchNorm2d) and bn.eps == 1e-3 and bn.momentum == 0.01
+
+
+def test_concat_features_are_the_head_then_every_layer_pooled_to_4x4():
+    net = SkipToHeadNet(6, 2, "concat", image_size=32)
+    x = md.tensor(np.random.default_rng(1).random((2, 3, 32, 32)).astype(np.float32))
+    with md.no_grad():
+        features = net.body(x).numpy()
+        z, outputs = x, []
+        for layer in net.body.layers:
+            z = layer(z)
+            if isinstance(layer, ConvReLU):
+                outputs.append(z.numpy())
+    assert features.shape == (2, 2 * 7, 4, 4)
+    np.testing.assert_array_equal(features[:, :2], z.numpy())  # z_head: the third pool's BN output
+    for l, h in enumerate(outputs):
+        k = h.shape[-1] // 4
+        pooled = h.reshape(2, 2, 4, k, 4, k).max(axis=(3, 5))
+        np.testing.assert_array_equal(features[:, 2 + 2 * l: 4 + 2 * l], pooled)
+
+
+def test_sum_features_add_every_pooled_layer_to_the_head_and_baseline_adds_none():
+    x = md.tensor(np.random.default_rng(2).random((2, 3, 32, 32)).astype(np.float32))
+    md.manual_seed(3)
+    summed = SkipToHeadNet(6, 2, "sum")
+    md.manual_seed(3)
+    plain = SkipToHeadNet(6, 2, "baseline")
+    plain.load_state_dict(summed.state_dict())
+    with md.no_grad():
+        head = plain.body(x).numpy()
+        extra = 0
+        z = x
+        for layer in summed.body.layers:
+            z = layer(z)
+            if isinstance(layer, ConvReLU):
+                k = z.shape[-1] // 4
+                extra = extra + z.numpy().reshape(2, 2, 4, k, 4, k).max(axis=(3, 5))
+        np.testing.assert_allclose(summed.body(x).numpy(), head + extra, rtol=1e-6)
+        np.testing.assert_array_equal(head, z.numpy())  # the baseline's head sees z_head alone
+
+
+@pytest.mark.parametrize("connection", CONNECTIONS)
+def test_whole_network_gradcheck(connection):
+    net = small_net(connection)
+    x = images()
+    assert md.gradcheck(lambda inp, *_: net(inp), [x, *net.parameters()])
+
+
+def test_only_the_skips_reach_the_first_layer_when_a_later_layer_is_silent():
+    """With the second conv's weights and bias at zero, its ReLU passes no gradient: the chain is cut."""
+    grads = {}
+    for connection in CONNECTIONS:
+        net = small_net(connection, depth=6)
+        net.body.layers[1].conv.weight.data[...] = 0
+        net.body.layers[1].conv.bias.data[...] = 0
+        net(images()).sum().backward()
+        grads[connection] = np.abs(net.body.layers[0].conv.weight.grad).sum()
+    assert grads["baseline"] == 0
+    assert grads["concat"] > 0 and grads["sum"] > 0
+
+
+def test_errors_name_the_model_and_the_values():
+    with pytest.raises(ValueError, match="SkipToHeadNet: connection must be one of"):
+        SkipToHeadNet(12, 3, "dense")
+    with pytest.raises(ValueError, match="pool_positions: depth must be a positive multiple of num_pools=3, got 13"):
+        SkipToHeadNet(13, 3)
+    with pytest.raises(ValueError, match="SkipToHeadNet: kernels must be a positive int, got 0"):
+        SkipToHeadNet(12, 0)
+    with pytest.raises(ValueError, match="SkipToHeadNet: image_size 28 must be divisible by 2 \\*\\* 3"):
+        SkipToHeadNet(12, 3, image_size=28)
+
+
+def _torch_twin(torch, net):
+    """Gil's network written directly in PyTorch, with ``net``'s weights copied in."""
+    tnn, TF = torch.nn, torch.nn.functional
+    convs = [m.conv for m in net.body.layers if isinstance(m, ConvReLU)]
+    bns = [m for m in net.body.layers if isinstance(m, nn.BatchNorm2d)]
+    pools = pool_positions(net.depth)
+
+    class Twin(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = tnn.ModuleList([tnn.Conv2d(c.in_channels, c.out_channels, 3, padding=1) for c in convs])
+            self.bns = tnn.ModuleList([tnn.BatchNorm2d(b.num_features, eps=1e-3, momentum=0.01) for b in bns])
+            self.fc_0 = tnn.Linear(*net.fc_0.weight.shape[::-1])
+            self.fc_1 = tnn.Linear(*net.fc_1.weight.shape[::-1])
+            self.logits = tnn.Linear(*net.logits.weight.shape[::-1])
+
+        def forward(self, x):
+            skips, s = [], 0
+            for l, conv in enumerate(self.convs, 1):
+                x = torch.relu(conv(x))
+                skips.append(x)
+                if l in pools:
+                    x, s = self.bns[s](TF.max_pool2d(x, 2)), s + 1
+            pooled = [TF.max_pool2d(z, z.shape[-1] // x.shape[-1]) for z in skips]
+            if net.connection == "concat":
+                x = torch.cat([x] + pooled, 1)
+            elif net.connection == "sum":
+                x = x + sum(pooled)
+            x = torch.relu(self.fc_0(x.flatten(1)))
+            return self.logits(torch.relu(self.fc_1(x)))
+
+    twin = Twin().double()
+    pairs = [(c, t) for c, t in zip(convs, twin.convs)] + [(b, t) for b, t in zip(bns, twin.bns)]
+    pairs += [(net.fc_0, twin.fc_0), (net.fc_1, twin.fc_1), (net.logits, twin.logits)]
+    with torch.no_grad():
+        for ours, theirs in pairs:
+            theirs.weight.copy_(torch.from_numpy(ours.weight.numpy()))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.numpy()))
+    return twin, pairs
+
+
+@pytest.mark.parametrize("connection", CONNECTIONS)
+def test_forward_and_backward_match_pytorch(torch, connection):
+    net = small_net(connection, depth=6, kernels=3)
+    twin, pairs = _torch_twin(torch, net)
+    x_np = np.random.default_rng(4).random((4, 3, 8, 8))
+    x, tx = md.tensor(x_np.copy(), requires_grad=True), torch.from_numpy(x_np.copy()).requires_grad_(True)
+    y, ty = net(x), twin(tx)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    g = np.random.default_rng(5).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# The chapter
+# ---------------------------------------------------------------------------------------
+
+def test_smoke_preset_runs_the_quick_networks_and_writes_results(tmp_path):
+    pytest.importorskip("matplotlib")
+    chapter = load("chapter_05", "chapters/05_skip_to_head.py")
+    chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["variants"]) == chapter.QUICK_VARIANTS
+    assert results["dataset"]["name"] == "bundled"
+    assert results["dataset"]["normalisation"].startswith("none")
+    assert results["config"]["optimizer"] == "sgd" and results["config"]["momentum"] == 0.0
+    for name, entry in results["variants"].items():
+        assert 0.0 <= entry["test_accuracy"] <= 1.0
+        (record,) = entry["history"]
+        assert {"train_acc", "test_acc", "test_loss"} <= set(record)  # the test curve of Gil's Figure 4
+        flow = entry["gradient_flow"][0]
+        depth = int(name.split("_")[1].split("x")[0])
+        assert list(flow)[0] == "body.layers.0.conv" and list(flow)[-1] == "logits"
+        assert len(flow) == depth + 3 + 3  # every conv, the three BN gammas, the three FC layers
+        run = entry["runs"]["0"]
+        assert run["chain_rule_at_init"]["labels"][:2] == ["input", "conv1"]
+        assert run["chain_rule_at_init"]["labels"][-3:] == ["fc_0", "fc_1", "logits"]
+    # At initialisation the deep baseline's gradient has all but vanished at its first layer;
+    # the direct paths keep it within two orders of magnitude of the head's.
+    ratio = {n: v["runs"]["0"]["chain_rule_at_init"]["grad_norms"] for n, v in results["variants"].items()}
+    ratio = {n: g[1] / g[-1] for n, g in ratio.items()}
+    assert ratio["baseline_69x3"] < 1e-4
+    assert ratio["concat_69x3"] > 1e-2 and ratio["sum_69x3"] > 1e-2
+    for figure in results["figures"]:
+        assert (tmp_path / figure).stat().st_size > 1000
+    table = (tmp_path / "table.txt").read_text()
+    assert "Gil test %" in table and "62.5" in table  # Table 1's concat 69x3 beside ours
+
+
+def test_interrupted_run_resumes_without_redoing_finished_variants(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    chapter = load("chapter_05", "chapters/05_skip_to_head.py")
+    real_run = chapter.EXPERIMENT.run_variant
+    calls = []
+
+    def interrupted(ctx):
+        calls.append(ctx.variant)
+        if ctx.variant == "concat_12x3":
+            raise KeyboardInterrupt  # the user pressed Ctrl-C during the second network
+        return real_run(ctx)
+
+    args = ["--preset", "smoke", "--out", str(tmp_path), "--no-progress", "--variants", "baseline_12x3", "concat_12x3"]
+    monkeypatch.setattr(chapter.EXPERIMENT, "run_variant", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        chapter.EXPERIMENT.main(args)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert list(saved["variants"]) == ["baseline_12x3"]
+
+    calls.clear()
+    monkeypatch.setattr(chapter.EXPERIMENT, "run_variant", lambda ctx: calls.append(ctx.variant) or real_run(ctx))
+    chapter.EXPERIMENT.main(args + ["--resume"])
+    assert calls == ["concat_12x3"]
+    resumed = json.loads((tmp_path / "results.json").read_text())
+    assert resumed["variants"]["baseline_12x3"] == saved["variants"]["baseline_12x3"]
+
+
+def test_the_grid_is_gils_and_table_1_is_complete():
+    chapter = load("chapter_05", "chapters/05_skip_to_head.py")
+    assert len(chapter.VARIANTS) == 27
+    assert {d for c, d, k in chapter.VARIANTS.values() if c == "baseline"} == {12, 69, 99}
+    assert {d for c, d, k in chapter.VARIANTS.values() if c != "baseline"} == {12, 69, 120}
+    assert len(chapter.PAPER) == 14 and set(chapter.PAPER) <= set(chapter.VARIANTS)
+    assert chapter.PAPER["baseline_69x3"] == (0.101, 0.099) and chapter.PAPER["concat_120x3"] == (0.782, 0.666)
+    paper = chapter.PRESETS["paper"]
+    assert (paper["batch_size"], paper["epochs"], paper["lr"], paper["momentum"]) == (500, 200, 0.01, 0.0)
+
+
+def _results(base_test, base_train, concat, total_s):
+    runs = {}
+    for name, acc, ratio in (("baseline_69x3", base_test, 1e-9), ("concat_69x3", concat, 0.3), ("sum_69x3", concat, 0.5)):
+        run = {"end_train_accuracy": base_train if name.startswith("baseline") else acc,
+               "chain_rule_at_init": {"grad_norms": [1.0, ratio, 0.5, 1.0]}, "wall_time_s": total_s / 3}
+        runs[name] = {"test_accuracy": acc, "runs": {"0": run}}
+    return {"preset": "quick", "dataset": {"classes": 10}, "variants": runs}
+
+
+def test_check_script_passes_the_claims_and_catches_each_failure():
+    check = load("check_chapter_05", "scripts/check_chapter_05.py").check
+    assert all(ok for _, ok, _ in check(_results(0.10, 0.11, 0.60, 480)))
+    failed = [claim for claim, ok, _ in check(_results(0.30, 0.11, 0.35, 700)) if not ok]
+    assert len(failed) == 4  # the baseline learned, concat and sum did not, and it took too long
+    assert not check({"dataset": {"classes": 10}, "variants": {}})[0][1]  # a missing network fails
