@@ -17,7 +17,7 @@ from .checkpoint import load_model
 from .data import DataLoader, Dataset, coursework_split, load_dataset, load_dataset_or_bundled
 from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat
 from .diagnostics import GradientFlowRecorder
-from .optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
+from .optim import SGD, Adam, AdamW, CosineAnnealingLR, ExponentialLR, StepLR
 from .train import evaluate, fit
 
 # Per-channel statistics of the training images, for normalisation.
@@ -160,15 +160,20 @@ def make_optimizer(name: str, params: Any, lr: float, weight_decay: float = 0.0,
     raise ValueError(f"make_optimizer: unknown optimizer {name!r}; choose adam, adamw or sgd")
 
 
-def make_schedule(name: str | None, optimizer: Any, epochs: int, eta_min: float = 0.0):
-    """``"cosine"`` (T_max = epochs, as the coursework), ``"step"`` (x0.1 every third of the run) or None."""
+def make_schedule(name: str | None, optimizer: Any, epochs: int, eta_min: float = 0.0, gamma: float | None = None):
+    """``"cosine"`` (T_max = epochs, as the coursework), ``"step"`` (x0.1 every third of the run),
+    ``"exponential"`` (x ``gamma`` every epoch, as Srivastava et al.) or None."""
     if name is None or name == "none":
         return None
+    if name == "exponential":
+        if gamma is None or not 0 < gamma <= 1:
+            raise ValueError(f"make_schedule: 'exponential' needs a decay factor gamma in (0, 1], got {gamma!r}")
+        return ExponentialLR(optimizer, gamma)
     if name == "cosine":
         return CosineAnnealingLR(optimizer, T_max=epochs, eta_min=eta_min)
     if name == "step":
         return StepLR(optimizer, step_size=max(epochs // 3, 1), gamma=0.1)
-    raise ValueError(f"make_schedule: unknown schedule {name!r}; choose cosine, step or none")
+    raise ValueError(f"make_schedule: unknown schedule {name!r}; choose cosine, step, exponential or none")
 
 
 def train_classifier(
@@ -184,6 +189,7 @@ def train_classifier(
     momentum: float = 0.9,
     schedule: str | None = "cosine",
     eta_min: float = 0.0,
+    gamma: float | None = None,
     device: str = "cpu",
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
@@ -196,11 +202,12 @@ def train_classifier(
     Returns a JSON-ready dict: ``test_accuracy`` and ``test_loss`` (from the best-validation
     checkpoint when there is a validation set, else from the last epoch), ``best_epoch``,
     ``history`` (per-epoch records) and ``gradient_flow`` (per-epoch {layer: mean |grad|}
-    from the last minibatch of the epoch).
+    from the last minibatch of the epoch). ``schedule`` is one of ``make_schedule``'s
+    names; ``gamma`` is the per-epoch decay factor of ``"exponential"``.
     """
     recorder = GradientFlowRecorder()
     opt = make_optimizer(optimizer, model.named_parameters(), lr, weight_decay, momentum)
-    sched = make_schedule(schedule, opt, epochs, eta_min)
+    sched = make_schedule(schedule, opt, epochs, eta_min, gamma)
     train, val, test = data.loaders(batch_size, seed, device)
     result = fit(
         model, opt, train, epochs, val_loader=val, scheduler=sched, checkpoint_dir=checkpoint_dir,
