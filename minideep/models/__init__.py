@@ -2,3 +2,4 @@
 from .vgg import VGG, EntryBlock, ProcessingBlock, ReductionBlock, gradient_flow_parameters, vgg08, vgg38
 
 __all__ = ["VGG", "EntryBlock", "ProcessingBlock", "ReductionBlock", "gradient_flow_parameters", "vgg08", "vgg38"]
+from .highway import ConvHighwayNet, HighwayMLP, PlainMLP  # noqa: E402, F401
