@@ -159,6 +159,7 @@ class _Highway(Module):
         self.lesion = False
         self.last_gate: Any = None
 
+    # --8<-- [start:highway_forward]
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[1] != self.features:
             raise ValueError(
@@ -174,6 +175,7 @@ class _Highway(Module):
         if self.record_gate:
             self.last_gate = t.data
         return h * t + x * (1 - t)
+    # --8<-- [end:highway_forward]
 
     def extra_repr(self) -> str:
         text = f"{self.features}, gate_bias={self.gate_bias}"
