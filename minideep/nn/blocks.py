@@ -291,6 +291,7 @@ class SkipToHead(Module):
                 raise ValueError(f"SkipToHead: tap {t} must index one of the first {n - 1} layers (0..{n - 2})")
         self.mode, self.taps = mode, sorted(set(taps))
 
+    # --8<-- [start:skip_to_head_forward]
     def forward(self, x: Tensor) -> Tensor:
         skips = []
         for i, layer in enumerate(self.layers):
@@ -310,6 +311,7 @@ class SkipToHead(Module):
                 )
             x = x + z
         return x
+    # --8<-- [end:skip_to_head_forward]
 
     @staticmethod
     def _pool_to(index: int, z: Tensor, size: tuple[int, int]) -> Tensor:
