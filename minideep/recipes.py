@@ -150,14 +150,16 @@ def chapter_data(
 
 
 def make_optimizer(name: str, params: Any, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):
-    """``"adam"``, ``"adamw"`` or ``"sgd"`` (with momentum) over named parameters."""
+    """``"adam"``, ``"adamw"``, ``"sgd"`` (with momentum) or ``"nesterov"`` (SGD, Nesterov momentum), named parameters."""
     if name == "adam":
         return Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
         return AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"make_optimizer: unknown optimizer {name!r}; choose adam, adamw or sgd")
+    if name == "nesterov":
+        return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+    raise ValueError(f"make_optimizer: unknown optimizer {name!r}; choose adam, adamw, sgd or nesterov")
 
 
 def make_schedule(name: str | None, optimizer: Any, epochs: int, eta_min: float = 0.0, gamma: float | None = None):
