@@ -52,7 +52,7 @@ VARIANTS.update({
     "plain_50_he": Spec("plain", 50, init="he_normal"),
     "conv_highway_16": Spec("conv", width=16),
     "conv_highway_32": Spec("conv", width=32),
-    # The paper's CIFAR-100 analysis net: 50 hidden layers, tanh, b_T = -4 (the bundled set stands in off the paper preset).
+    # The paper's CIFAR-100 analysis net: 50 hidden layers, tanh, b_T = -4 (off the paper preset, the bundled set).
     "highway_50_cifar100": Spec("highway", 50, dataset="cifar100", gate_bias=-4.0, activations=("tanh",)),
 })
 
@@ -67,15 +67,17 @@ PAPER = {
 PRESETS = {
     # Seconds (the test suite): a few steps, one learning rate, analysis of the 10-layer highway net.
     "smoke": dict(n_train=60, n_val=20, n_test=40, epochs=1, batch_size=20, lrs=[0.1], activations=["relu"],
-                  analysis_depth=10, gains_depth=10, analysis_examples=40, conv_n_train=20, conv_epochs=1),
+                  analysis_depth=10, gains_depth=10, analysis_examples=40, conv_n_train=20, conv_epochs=1,
+                  epoch_lines=False),
     # The CPU default: 4,000 bundled images, 8 epochs, two learning rates per network, analysis of the 50-layer net.
     "quick": dict(n_train=4000, n_val=500, n_test=1000, epochs=8, batch_size=100, lrs=[0.03, 0.1], activations=["relu"],
-                  analysis_depth=50, gains_depth=50, analysis_examples=1000, conv_n_train=2000, conv_epochs=1),
+                  analysis_depth=50, gains_depth=50, analysis_examples=1000, conv_n_train=2000, conv_epochs=1,
+                  epoch_lines=False),
     # The paper: all of MNIST (55,000 / 5,000 split), a search over rates and activations, 100 epochs; conv nets
     # with the official solver's length (300 epochs = 180k steps of 100).
     "paper": dict(n_train=None, n_val=5000, n_test=None, epochs=100, batch_size=100, lrs=[0.01, 0.03, 0.1, 0.3],
                   activations=["relu", "tanh"], analysis_depth=50, gains_depth=50, analysis_examples=10000,
-                  conv_n_train=None, conv_epochs=300),
+                  conv_n_train=None, conv_epochs=300, epoch_lines=True),
 }
 for preset in PRESETS.values():
     # SGD with momentum and an exponentially decaying rate (Section 3.1); the conv nets use the official solver.
@@ -118,7 +120,7 @@ def train_trial(ctx: RunContext, spec: Spec, data, lr: float, activation: str):
             model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=ctx.seed, optimizer="sgd", lr=lr,
             momentum=cfg["momentum"], schedule="exponential", gamma=cfg["lr_decay"], device=ctx.device,
             checkpoint_dir=ctx.checkpoint_dir / f"{activation}_lr{lr:g}", resume=ctx.resume,
-            progress=cfg["progress"], log=None,
+            progress=cfg["progress"], log=print if cfg["epoch_lines"] else None,
         )
     except TrainingDiverged as e:
         record.update(diverged=True, final_train_loss=math.inf, message=str(e).split(";")[0])
@@ -188,12 +190,12 @@ def run_conv(ctx: RunContext, spec: Spec) -> dict:
     md.manual_seed(ctx.seed)
     model = ConvHighwayNet(spec.width, in_channels=channels, num_classes=len(data.train.classes), image_size=size)
     run = train_classifier(
-        model, data, epochs=cfg["conv_epochs"], batch_size=cfg["batch_size"], seed=ctx.seed, optimizer="sgd",
+        model, data, epochs=cfg["conv_epochs"], batch_size=cfg["batch_size"], seed=ctx.seed, optimizer="nesterov",
         lr=cfg["conv_lr"], momentum=cfg["momentum"], weight_decay=cfg["conv_weight_decay"], schedule="step",
         device=ctx.device, checkpoint_dir=ctx.checkpoint_dir, resume=ctx.resume, progress=cfg["progress"],
     )
     run.update(family="conv", width=spec.width, n_train=len(data.train), paper_parameters=PAPER_CONV_PARAMETERS[spec.width])
-    print(f"  {ctx.variant}: {run['parameters']:,} parameters (paper {PAPER_CONV_PARAMETERS[spec.width]:,}), "
+    print(f"  {ctx.variant}: {run['parameters']:,} parameters (official topology {PAPER_CONV_PARAMETERS[spec.width]:,}), "
           f"test accuracy {run['test_accuracy']:.1%}")
     return run
 
@@ -210,7 +212,8 @@ def input_output_ratio(chain: dict | None) -> float | None:
 
 def summarize(results: dict) -> str:
     rows = []
-    for name, entry in results["variants"].items():
+    for name in sorted(results["variants"], key=list(VARIANTS).index):
+        entry = results["variants"][name]
         run = next(iter(entry["runs"].values()))
         best = run.get("best", {})
         rows.append({
@@ -262,12 +265,14 @@ def figures(results: dict, out: Path) -> list[Path]:
                                      title=f"Gradient norm at every layer output, plain vs highway, depth {depth}"))
         for label, runs in pair:
             g = runs[0]["chain_rule_at_init"]
+            title = f"{label}, {depth} layers: per-layer gains at initialisation"
             made.append(plots.chain_rule_gains(g["gains"], g["grad_norms"], out / f"gains_{label}_{depth}.png",
-                                               g["names"], title=f"{label}, {depth} layers: per-layer gains at initialisation"))
+                                               g["names"], title=title))
         flows = {label: runs[0]["gradient_flow"] for label, runs in pair}
         # One weight per layer in both panels: W of a plain layer, W_H of a highway layer (its gate W_T left out).
         flows["highway"] = [{k: v for k, v in rec.items() if not k.endswith(".gate")} for rec in flows["highway"]]
-        made.append(plots.gradient_flow_pair(flows["plain"], flows["highway"], (f"plain {depth}", f"highway {depth} (W_H)"),
+        labels = (f"plain {depth}", f"highway {depth} (W_H)")
+        made.append(plots.gradient_flow_pair(flows["plain"], flows["highway"], labels,
                                              out / f"gradient_flow_depth{depth}.png",
                                              title="Gradient flow: mean |dL/dW| per layer, one line per epoch"))
 
