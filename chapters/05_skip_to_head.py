@@ -44,11 +44,11 @@ PAPER = {
 
 PRESETS = {
     # Seconds: the six 3-kernel networks of depth 12 and 69, two steps each on a handful of images.
-    "smoke": dict(n_train=40, n_test=40, epochs=1, batch_size=20, bn_momentum=0.1),
+    "smoke": dict(n_train=40, n_test=20, size=32, epochs=1, batch_size=20, bn_momentum=0.1),
     # The CPU default: 2,000 bundled training images, 5 epochs of 20 steps (about 8 minutes on 2 cores).
-    "quick": dict(n_train=2000, n_test=1000, epochs=5, batch_size=100, bn_momentum=0.1),
+    "quick": dict(n_train=2000, n_test=1000, size=32, epochs=5, batch_size=100, bn_momentum=0.1),
     # Gil exactly: all of CIFAR-10, batch 500, 200 epochs, Keras's BN momentum (0.99, i.e. 0.01 here).
-    "paper": dict(n_train=None, n_test=None, epochs=200, batch_size=500, bn_momentum=0.01),
+    "paper": dict(n_train=None, n_test=None, size=32, epochs=200, batch_size=500, bn_momentum=0.01),
 }
 for preset in PRESETS.values():
     # Keras SGD as Gil used it: lr 0.01, no momentum, no schedule; pixels / 255, no augmentation.
@@ -59,16 +59,16 @@ QUICK_VARIANTS = [f"{c}_{d}x3" for d in (12, 69) for c in ("baseline", "concat",
 
 def load_data(args, config):
     data = chapter_data(args.dataset, "cifar10", args.preset, data_dir=args.data_dir, n_train=config["n_train"],
-                        n_test=config["n_test"], shape=(3, 32))
+                        n_test=config["n_test"], shape=(3, config["size"]))
     # Gil only divided the pixels by 255: no mean/std normalisation.
     data.train_transform = data.eval_transform = ToFloat()
     data.description["normalisation"] = "none: pixels / 255 (as Gil)"
     return data
 
 
-def build(variant: str, num_classes: int, bn_momentum: float) -> SkipToHeadNet:
+def build(variant: str, num_classes: int, size: int, bn_momentum: float) -> SkipToHeadNet:
     connection, depth, kernels = VARIANTS[variant]
-    return SkipToHeadNet(depth, kernels, connection, num_classes=num_classes, bn_momentum=bn_momentum)
+    return SkipToHeadNet(depth, kernels, connection, num_classes=num_classes, image_size=size, bn_momentum=bn_momentum)
 
 
 def chain_labels(model: SkipToHeadNet, names: list[str]) -> list[str]:
@@ -105,7 +105,7 @@ def silent_convs(report: dict) -> int:
 def run_variant(ctx: RunContext) -> dict:
     md.manual_seed(ctx.seed)
     data, cfg = ctx.data, ctx.config
-    model = build(ctx.variant, len(data.train.classes), cfg["bn_momentum"])
+    model = build(ctx.variant, len(data.train.classes), cfg["size"], cfg["bn_momentum"])
     train_loader, _, test_loader = data.loaders(cfg["batch_size"], ctx.seed, ctx.device)
     # The chain rule at initialisation and after training, on the same training batch.
     x, y = next(iter(train_loader))
@@ -124,7 +124,8 @@ def run_variant(ctx: RunContext) -> dict:
     run["first_over_last_grad"] = first_last_ratio(flow)
     print(f"  {ctx.variant}: end train accuracy {run['end_train_accuracy']:.1%}, test accuracy "
           f"{run['test_accuracy']:.1%}, ||dL/dh|| at conv1 / at logits (init) "
-          f"{at_init['grad_norms'][1] / at_init['grad_norms'][-1]:.2g}")
+          f"{at_init['grad_norms'][1] / at_init['grad_norms'][-1]:.2g}, conv layers silent (all outputs 0) "
+          f"after training: {silent_convs(run['chain_rule_trained'])} of {depth}")
     return run
 
 
@@ -172,13 +173,14 @@ def figures(results: dict, out: Path) -> list[Path]:
     first = {n: r[0] for n, r in runs.items()}
     made = [plots.training_curves({n: [r["history"] for r in rs] for n, rs in runs.items()}, out / "training_curves.png",
                                   splits=("train", "test"), title="Training and test curves of every network")]
-    # Gil's Figures 4 and 5: rows = connection, columns = kernels, one line per depth.
+    # Gil's Figures 4 and 5: rows = connection, columns = kernels, one line per depth (with two widths or more).
     grid: dict = {}
     for name, run in first.items():
         row = grid.setdefault(CONNECTION_NAMES[run["connection"]], {})
         row.setdefault(f"{run['kernels']} kernels", {})[f"{run['depth']} layers"] = [r["history"] for r in runs[name]]
-    for metric, title in (("test_acc", "Test accuracy (Gil's Figure 4)"), ("train_loss", "Training loss (Gil's Figure 5)")):
-        made.append(plots.band_grid(grid, out / f"grid_{metric}.png", metric=metric, title=title))
+    if len({run["kernels"] for run in first.values()}) > 1:
+        for metric, title in (("test_acc", "Test accuracy (Gil's Figure 4)"), ("train_loss", "Training loss (Gil's Figure 5)")):
+            made.append(plots.band_grid(grid, out / f"grid_{metric}.png", metric=metric, title=title))
     # Gil's Figures 6 and 7 for the 3-kernel networks: one panel per depth, the three connections in each.
     by_depth: dict = {}
     for name, run in first.items():
@@ -203,7 +205,12 @@ def figures(results: dict, out: Path) -> list[Path]:
         made.append(plots.gains_grid(norms, out / "gradient_norms_3_kernels.png",
                                      xlabel="layer output $h_l$ (0 = input; convs, then 3 BN, then 3 FC)",
                                      title=r"$\|\partial L/\partial h_l\|$ at every layer, 3-kernel networks"))
-    for name in ("baseline_69x3", "concat_69x3", "sum_69x3"):
+        spread = {panel: {n: r[key]["activation_std"][1:] for n, r in first.items() if r["kernels"] == 3}
+                  for panel, key in (("at initialisation", "chain_rule_at_init"), ("after training", "chain_rule_trained"))}
+        made.append(plots.gains_grid(spread, out / "activation_std_3_kernels.png", ylabel="std of $h_l$ over the batch",
+                                     xlabel="layer output $h_l$ (0 = conv1; convs, then 3 BN, then 3 FC)",
+                                     title="The forward signal: spread of every layer's output, 3-kernel networks"))
+    for name in ("baseline_69x3", "concat_69x3"):
         if name in first:
             g = first[name]["chain_rule_at_init"]
             made.append(plots.chain_rule_gains(g["gains"], g["grad_norms"], out / f"chain_rule_at_init_{name}.png",

@@ -290,3 +290,26 @@ def test_check_script_passes_the_claims_and_catches_each_failure():
     failed = [claim for claim, ok, _ in check(_results(0.30, 0.11, 0.35, 700)) if not ok]
     assert len(failed) == 4  # the baseline learned, concat and sum did not, and it took too long
     assert not check({"dataset": {"classes": 10}, "variants": {}})[0][1]  # a missing network fails
+
+
+def _fake_run(connection, depth, kernels, epochs=3):
+    rng = np.random.default_rng(depth * kernels)
+    history = [{"epoch": e, "train_loss": 2.3 - 0.3 * e, "train_acc": 0.1 + 0.1 * e, "test_loss": 2.2 - 0.3 * e,
+                "test_acc": 0.15 + 0.1 * e} for e in range(epochs)]
+    labels = ["input"] + [f"conv{l}" for l in range(1, depth + 1)] + ["bn1", "bn2", "bn3", "fc_0", "fc_1", "logits"]
+    norms = list(rng.uniform(0.01, 1.0, len(labels)))
+    chain = {"labels": labels, "grad_norms": norms, "gains": [a / b for a, b in zip(norms[:-1], norms[1:])],
+             "activation_std": [None] + list(rng.uniform(1e-6, 1.0, len(labels) - 1))}
+    flow = [{f"conv{l}": 1e-3 for l in range(1, depth + 1)} | {"logits": 1e-2} for _ in range(epochs)]
+    return {"connection": connection, "depth": depth, "kernels": kernels, "history": history,
+            "gradient_flow": flow, "chain_rule_at_init": chain, "chain_rule_trained": chain}
+
+
+def test_figures_draw_gils_figure_4_grid_when_a_run_has_several_widths(tmp_path):
+    pytest.importorskip("matplotlib")
+    chapter = load("chapter_05", "chapters/05_skip_to_head.py")
+    variants = {f"{c}_12x{k}": {"runs": {"0": _fake_run(c, 12, k)}} for c in ("baseline", "concat") for k in (3, 16)}
+    made = [p.name for p in chapter.figures({"variants": variants}, tmp_path)]
+    assert {"grid_test_acc.png", "grid_train_loss.png", "training_curves.png", "depth_test_accuracy.png"} <= set(made)
+    one_width = {n: v for n, v in variants.items() if n.endswith("x3")}
+    assert "grid_test_acc.png" not in [p.name for p in chapter.figures({"variants": one_width}, tmp_path / "one")]

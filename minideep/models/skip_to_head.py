@@ -121,6 +121,7 @@ class SkipToHeadNet(Module):
         if len(hidden) != 2:
             raise ValueError(f"SkipToHeadNet: hidden must give the two FC widths, got {hidden!r}")
         self.depth, self.kernels, self.connection = depth, kernels, connection
+        # --8<-- [start:net_body]
         layers: list[Module] = []
         taps: list[int] = []
         for l in range(1, depth + 1):
@@ -132,6 +133,7 @@ class SkipToHeadNet(Module):
         # The baseline is the same body with no layer tapped: its head sees z_head alone.
         self.body = SkipToHead(layers, mode="sum" if connection == "sum" else "concat",
                                taps=taps if connection != "baseline" else [])
+        # --8<-- [end:net_body]
         side = image_size // 2 ** num_pools
         channels = kernels * (depth + 1) if connection == "concat" else kernels
         self.head_features = channels * side * side
@@ -142,11 +144,13 @@ class SkipToHeadNet(Module):
         self.act_1, self.drop_1 = ReLU(), Dropout(dropout)
         self.logits = Linear(hidden[1], num_classes, init=init, dtype=dtype)
 
+    # --8<-- [start:net_forward]
     def forward(self, x: Tensor) -> Tensor:
         x = self.flatten(self.body(x))
         x = self.drop_0(self.act_0(self.fc_0(x)))
         x = self.drop_1(self.act_1(self.fc_1(x)))
         return self.logits(x)
+    # --8<-- [end:net_forward]
 
     def conv_layers(self) -> list[str]:
         """Module names of the L conv layers (``body.layers.{i}``), input to output."""
