@@ -57,7 +57,7 @@ def test_smoke_runs_every_activation_init_pair_at_every_depth(chapter, run):
 
 def test_figures_and_table_are_written(run):
     results, out = run
-    assert len(results["figures"]) == 5
+    assert len(results["figures"]) == 4
     for name in results["figures"]:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     table = (out / "table.txt").read_text()
