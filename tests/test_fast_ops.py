@@ -79,11 +79,13 @@ def test_conv2d_equals_im2col_reference(case: dict, fold: bool, device: str, mon
 
 
 @SETTINGS
-@given(case=conv_cases, work=st.integers(1, 400), threads=st.integers(1, 3), fold=st.booleans())
+@given(case=conv_cases, work=st.integers(1, 400), group=st.integers(1, 4), threads=st.integers(1, 3),
+       fold=st.booleans())
 def test_conv2d_row_blocks_and_threads_of_any_number_give_the_same_result(
-        case: dict, work: int, threads: int, fold: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        case: dict, work: int, group: int, threads: int, fold: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(conv_module, "FOLD_BELOW_CHANNELS", 16 if fold else 0)
     monkeypatch.setattr(conv_module, "BLOCK_WORK", work)  # many blocks, and a ragged last one
+    monkeypatch.setattr(conv_module, "BLOCKS_PER_GROUP", group)
     monkeypatch.setattr(conv_module, "THREADS", threads)
     _conv_against_reference(case, device)
 

@@ -48,6 +48,8 @@ from ..backend import get_array_module
 #: releases the GIL inside ``matmul``).
 BLOCK_WORK = 1 << 19
 THREADS = min(os.cpu_count() or 1, 8)
+#: Blocks summed together per pass: fewer trips through Python, partial sums still in cache.
+BLOCKS_PER_GROUP = 8
 #: Inputs with fewer channels than this (an RGB image) get their kernel rows folded (see
 #: ``Conv2d._shifted_operands``): products of width C_in = 3 are too thin to run fast.
 FOLD_BELOW_CHANNELS = 16
@@ -111,52 +113,82 @@ def shifted_matmul(src, weights, offsets: list[int], out, bias=None) -> None:
     """out[q] = sum_k src[q + offsets[k]] @ weights[k] (+ bias), for every row q of ``out``.
 
     ``src`` is (R, C_in), ``weights[k]`` (C_in, C_out), ``out`` (L, C_out) with
-    L + max(offsets) <= R. On the CPU the rows go in blocks (see BLOCK_WORK) shared among
-    threads; a GPU takes all rows at once.
+    L + max(offsets) <= R. On the CPU the rows go in groups of BLOCKS_PER_GROUP blocks (see
+    BLOCK_WORK), shared among threads; a GPU takes all rows at once.
     """
     xp = get_array_module(src)
+    on_cpu = xp.__name__ == "numpy"
+    block = max(1, BLOCK_WORK // (src.shape[1] * out.shape[1])) if on_cpu else out.shape[0]
+    group = block * BLOCKS_PER_GROUP if on_cpu else out.shape[0]
 
-    def rows(first: int, end: int, block: int) -> None:
-        scratch = xp.empty((min(block, end - first), out.shape[1]), dtype=out.dtype)
-        for start in range(first, end, block):
-            stop = min(start + block, end)
+    def rows(first: int, end: int) -> None:
+        scratch = xp.empty((min(group, end - first), out.shape[1]), dtype=out.dtype)
+        for start in range(first, end, group):
+            stop = min(start + group, end)
             acc, tmp = out[start:stop], scratch[: stop - start]
-            xp.matmul(src[start + offsets[0] : stop + offsets[0]], weights[0], out=acc)
-            for k in range(1, len(offsets)):
-                xp.matmul(src[start + offsets[k] : stop + offsets[k]], weights[k], out=tmp)
-                acc += tmp
+            for k, off in enumerate(offsets):
+                blocked_matmul(src[start + off : stop + off], weights[k], acc if k == 0 else tmp, block)
+                if k:
+                    acc += tmp
             if bias is not None:
                 acc += bias
 
-    total = out.shape[0]
-    if xp.__name__ != "numpy":
-        rows(0, total, total)
-        return
-    block = max(1, BLOCK_WORK // (src.shape[1] * out.shape[1]))
-    _in_parallel(lambda first, end: rows(first, end, block), total)
+    if on_cpu:
+        _in_parallel(rows, out.shape[0])
+    else:
+        rows(0, out.shape[0])
+
+
+def blocked_matmul(a, b, out, block: int) -> None:
+    """out = a @ b, computed as a stack of products of ``block`` rows of ``a``.
+
+    ``matmul`` on a stack runs one BLAS product per block without coming back to Python, and
+    each product is small enough for one BLAS thread.
+    """
+    xp = get_array_module(a)
+    whole = a.shape[0] // block * block
+    if whole:
+        xp.matmul(a[:whole].reshape(-1, block, a.shape[1]), b, out=out[:whole].reshape(-1, block, out.shape[1]))
+    if whole < a.shape[0]:
+        xp.matmul(a[whole:], b, out=out[whole:])
 
 
 def shifted_weight_grad(src, grad, offsets: list[int]):
     """dW[k] = sum_q src[q + offsets[k]]^T grad[q]: (len(offsets), C_in, C_out), in blocks like the forward."""
     xp = get_array_module(src)
     shape = (len(offsets), src.shape[1], grad.shape[1])
+    on_cpu = xp.__name__ == "numpy"
+    block = max(1, BLOCK_WORK // (shape[1] * shape[2])) if on_cpu else grad.shape[0]
+    group = block * BLOCKS_PER_GROUP if on_cpu else grad.shape[0]
 
-    def rows(first: int, end: int, block: int):
+    def rows(first: int, end: int):
         dw = xp.zeros(shape, dtype=grad.dtype)
-        tmp = xp.empty(shape[1:], dtype=grad.dtype)
-        for start in range(first, end, block):
-            stop = min(start + block, end)
-            g = grad[start:stop]
+        scratch = xp.empty((max(1, group // block), *shape[1:]), dtype=grad.dtype)
+        for start in range(first, end, group):
+            stop = min(start + group, end)
             for k, off in enumerate(offsets):
-                xp.matmul(src[start + off : stop + off].T, g, out=tmp)
-                dw[k] += tmp
+                dw[k] += blocked_inner_product(src[start + off : stop + off], grad[start:stop], block, scratch)
         return dw
 
-    total = grad.shape[0]
-    if xp.__name__ != "numpy":
-        return rows(0, total, total)
-    block = max(1, BLOCK_WORK // (shape[1] * shape[2]))
-    return sum(_in_parallel(lambda first, end: rows(first, end, block), total))
+    if on_cpu:
+        return sum(_in_parallel(rows, grad.shape[0]))
+    return rows(0, grad.shape[0])
+
+
+def blocked_inner_product(a, g, block: int, scratch):
+    """a^T @ g, as the sum of the products of blocks of ``block`` rows (as in ``blocked_matmul``)."""
+    xp = get_array_module(a)
+    count = a.shape[0] // block
+    whole = count * block
+    total = xp.zeros(scratch.shape[1:], dtype=scratch.dtype)
+    if count:
+        parts = scratch[:count]
+        xp.matmul(a[:whole].reshape(count, block, a.shape[1]).transpose(0, 2, 1),
+                  g[:whole].reshape(count, block, g.shape[1]), out=parts)
+        total += parts.sum(axis=0)
+    if whole < a.shape[0]:
+        total += a[whole:].T @ g[whole:]
+    return total
 
 
 class Conv2d(Function):
