@@ -66,8 +66,8 @@ PAPER = {
 
 PRESETS = {
     # Seconds (the test suite): a few steps, one learning rate, analysis of the 10-layer highway net.
-    "smoke": dict(n_train=60, n_val=20, n_test=40, epochs=1, batch_size=20, lrs=[0.1], activations=["relu"],
-                  analysis_depth=10, gains_depth=10, analysis_examples=40, conv_n_train=20, conv_epochs=1,
+    "smoke": dict(n_train=60, n_val=10, n_test=20, epochs=1, batch_size=20, lrs=[0.1], activations=["relu"],
+                  analysis_depth=10, gains_depth=10, analysis_examples=40, conv_n_train=10, conv_epochs=1,
                   epoch_lines=False),
     # The CPU default: 4,000 bundled images, 8 epochs, two learning rates per network, analysis of the 50-layer net.
     "quick": dict(n_train=4000, n_val=500, n_test=1000, epochs=8, batch_size=100, lrs=[0.03, 0.1], activations=["relu"],
