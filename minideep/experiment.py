@@ -154,6 +154,8 @@ class Experiment:
             (a run without ``test_accuracy``, such as a gradient check, is stored as it is).
         summarize: ``(results dict) -> str``, the table printed at the end (and saved).
         figures: ``(results dict, out Path) -> list of Paths``, called at the end.
+        default_seeds: preset name -> the seeds run when ``--seeds`` is not given (default [0]);
+            e.g. three seeds for a chapter whose figure shows a min-max band over runs.
     """
 
     chapter: str
@@ -166,13 +168,15 @@ class Experiment:
     summarize: Callable[[dict], str] | None = None
     figures: Callable[[dict, Path], list] | None = None
     default_preset: str = "quick"
+    default_seeds: dict[str, Sequence[int]] = field(default_factory=dict)
 
     def parser(self) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(prog=f"chapters/{self.chapter}.py", description=self.description)
         p.add_argument("--preset", choices=PRESETS, default=self.default_preset,
                        help="smoke: seconds, for tests; quick: the CPU default; paper: the paper's settings (GPU)")
         p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-        p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], help="one or several seeds")
+        p.add_argument("--seeds", "--seed", type=int, nargs="+", default=None,
+                       help="one or several seeds (default: the preset's, usually 0)")
         p.add_argument("--out", type=Path, default=Path("runs") / self.chapter, help="folder for results.json and figures")
         p.add_argument("--data-dir", type=Path, default=None, help="where data sets are looked for first")
         p.add_argument("--dataset", default="auto", help="data set to use (default: the preset's choice)")
@@ -194,6 +198,8 @@ class Experiment:
     def main(self, argv: Sequence[str] | None = None) -> dict:
         """Parse the command line, run what is not finished, write results and figures."""
         args = self.parser().parse_args(argv)
+        if args.seeds is None:
+            args.seeds = list(self.default_seeds.get(args.preset, [0]))
         check_device(args.device)
         config = dict(self.presets[args.preset])
         config["progress"] = not args.no_progress
