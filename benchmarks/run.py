@@ -37,6 +37,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--only", default="", help="run only the items whose name contains this text")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and markdown table")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per item (default 7, quick 3)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for both frameworks (PyTorch's set_num_threads, minideep's conv THREADS); "
+                             "1 compares one core with one core, which other processes disturb least")
     parser.add_argument("--keep-openblas-env", action="store_true", help="do not drop OPENBLAS_CORETYPE/L2_SIZE")
     return parser.parse_args()
 
@@ -63,7 +66,10 @@ def main() -> None:
     import models  # noqa: PLC0415
     from harness import Result  # noqa: PLC0415
 
-    torch.set_num_threads(2)
+    import minideep.ops.conv  # noqa: PLC0415
+
+    torch.set_num_threads(args.threads)
+    minideep.ops.conv.THREADS = args.threads
     device = args.device
     if device == "gpu":
         from minideep.backend import check_device  # noqa: PLC0415
@@ -79,6 +85,7 @@ def main() -> None:
     info = harness.machine_info(device)
     info["openblas_env_dropped_for_this_run"] = os.environ.get("MINIDEEP_BENCH_DROPPED", "")
     info["mode"] = "quick" if args.quick else "full"
+    info["threads"] = args.threads
     print(f"machine: {info['cpu']}, {info['cores']} cores, numpy {info['numpy']} (OpenBLAS kernel "
           f"{info['openblas_kernel']}), torch {info.get('torch')} ({info.get('torch_threads')} threads), device {device}")
     results: list[Result] = []
@@ -183,7 +190,7 @@ def _print_row(r, unit: str = "s") -> None:
 
 def _write(folder: Path, device: str, quick: bool, info: dict, results: list) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    stem = device + ("-quick" if quick else "")
+    stem = device + ("-quick" if quick else "") + ("" if info["threads"] == 2 else f"-{info['threads']}thread")
     payload = {"machine": info, "results": [r.as_dict() for r in results]}
     (folder / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [

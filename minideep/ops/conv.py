@@ -249,7 +249,10 @@ class Conv2d(Function):
         y = xp.empty((n * hp * wp, c_out), dtype=x.dtype)
         # Rows q past `last` would read beyond the image: they are junk rows (oh >= OH) anyway.
         last = n * hp * wp - ((kh - 1) * wp + kw - 1)
-        shifted_matmul(*self._shifted_operands(flat, wp), y[:last], bias)
+        src, w_k, offsets = self._shifted_operands(flat, wp)
+        # A narrow input's widened copy is small (kw*C_in columns): keep it for dW, do not rebuild it.
+        self.wide = src if src is not flat else None
+        shifted_matmul(src, w_k, offsets, y[:last], bias)
         return y.reshape(n, hp, wp, c_out)[:, : self.oh, : self.ow].transpose(0, 3, 1, 2)
 
     def _backward_shifted(self, grad):
@@ -275,8 +278,10 @@ class Conv2d(Function):
             shifted_matmul(g_flat, w_flipped, offsets, dx)
             gx = dx.reshape(n, hp, wp, c_in)[:, ph : ph + h, pw : pw + w].transpose(0, 3, 1, 2)
         if self.needs_input_grad[1]:
-            x_flat, _ = pad_channels_last(x, ph, pw)
-            src, _, offsets = self._shifted_operands(x_flat, wp)
+            if self.wide is not None:
+                src, offsets = self.wide, [i * wp for i in range(kh)]
+            else:
+                src, _, offsets = self._shifted_operands(pad_channels_last(x, ph, pw)[0], wp)
             dw = shifted_weight_grad(src, g[:last], offsets)  # (kh*kw, C_in, C_out) or (kh, kw*C_in, C_out)
             gw = dw.reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1).copy()
         if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
