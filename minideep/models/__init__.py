@@ -6,3 +6,4 @@ from .highway import ConvHighwayNet, HighwayMLP, PlainMLP  # noqa: E402, F401
 from .skip_to_head import SkipToHeadNet, pool_positions  # noqa: E402, F401
 from .resnet26 import ResNet26  # noqa: E402, F401
 from .tiny_yolo import TinyYOLO  # noqa: E402, F401
+from .residual_vgg import ResidualReductionBlock, ResidualVGG, residual_vgg38  # noqa: E402, F401
