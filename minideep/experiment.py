@@ -282,3 +282,31 @@ class Experiment:
         for key in ("history", "gradient_flow"):
             if key in first:
                 entry[key] = first[key]
+
+
+# ----------------------------------------------------------------------------------------
+# Acceptance checks (scripts/check_chapter_XX.py)
+# ----------------------------------------------------------------------------------------
+
+
+def training_wall_time(results: Mapping[str, Any]) -> float:
+    """Seconds spent in the runs of a results.json, all variants and seeds together."""
+    return float(sum(run.get("wall_time_s", 0.0) for v in results["variants"].values() for run in v["runs"].values()))
+
+
+def check_claims(argv: Sequence[str], default_path: str | Path,
+                 check: Callable[[dict], list[tuple[str, bool, str]]]) -> int:
+    """Read a results.json (``argv[0]`` or ``default_path``), print PASS/FAIL per claim, return 1 if any failed.
+
+    ``check(results)`` returns ``(claim, holds, detail)`` triples; a chapter's check script
+    is that function and one call of this one.
+    """
+    path = Path(argv[0] if argv else default_path)
+    results = read_results(path)
+    if results.get("preset") != "quick":
+        print(f"note: {path} is a {results.get('preset')} run; the claims are the quick preset's")
+    failed = 0
+    for claim, ok, detail in check(results):
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  {claim}: {detail}")
+    return 1 if failed else 0

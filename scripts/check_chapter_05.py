@@ -15,9 +15,12 @@ Prints PASS/FAIL per claim; exits 1 if any fails.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from minideep.experiment import check_claims, training_wall_time  # noqa: E402
 
 DEEP = ("baseline_69x3", "concat_69x3", "sum_69x3")
 
@@ -54,21 +57,13 @@ def check(results: dict) -> list[tuple[str, bool, str]]:
         else:
             outcomes.append((f"{name} at init: ||dL/dh_conv1|| > 1e-2 ||dL/dh_logits||", ratio > bound, f"ratio {ratio:.2g}"))
 
-    wall = sum(run["wall_time_s"] for v in variants.values() for run in v["runs"].values())
+    wall = training_wall_time(results)
     outcomes.append(("whole run under 10 minutes", wall < 600, f"{wall:.0f} s of training runs ({len(variants)} networks)"))
     return outcomes
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0] if argv else "runs/05_skip_to_head/results.json")
-    results = json.loads(path.read_text())
-    if results["preset"] != "quick":
-        print(f"note: {path} is a {results['preset']} run; the claims are the quick preset's")
-    failed = 0
-    for claim, ok, detail in check(results):
-        failed += not ok
-        print(f"{'PASS' if ok else 'FAIL'}  {claim}: {detail}")
-    return 1 if failed else 0
+    return check_claims(argv, "runs/05_skip_to_head/results.json", check)
 
 
 if __name__ == "__main__":
