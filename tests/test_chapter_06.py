@@ -1,0 +1,107 @@
+"""Chapter 06 (init x BN x architecture): the smoke preset runs the whole grid, writes results, resumes."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minideep.data import load_dataset
+
+pytest.importorskip("matplotlib")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_chapter():
+    spec = importlib.util.spec_from_file_location("chapter_06", ROOT / "chapters" / "06_init_bn_arch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_grid_is_two_architectures_by_bn_by_two_inits():
+    chapter = load_chapter()
+    assert len(chapter.VARIANTS) == 8
+    assert set(chapter.VARIANTS.values()) == {(a, bn, i) for a in ("tinyyolo", "resnet26")
+                                              for bn in (True, False) for i in ("he", "glorot")}
+    # Three runs of every combination unless --seeds says otherwise (one in the smoke preset).
+    assert chapter.EXPERIMENT.default_seeds == {"smoke": [0], "quick": [0, 1, 2], "paper": [0, 1, 2]}
+    paper = chapter.PRESETS["paper"]
+    assert (paper["size"], paper["width"], paper["epochs"], paper["optimizer"]) == (128, 1.0, 50, "adam")
+
+
+def test_smoke_preset_runs_every_combination_and_writes_results(tmp_path):
+    chapter = load_chapter()
+    chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["variants"]) == list(chapter.VARIANTS)
+    assert results["dataset"]["name"] == "bundled"
+    assert results["dataset"]["image_shape"] == [3, 64, 64]
+    assert results["seeds"] == [0]
+    for name, entry in results["variants"].items():
+        run = entry["runs"]["0"]
+        assert 0.0 <= entry["test_accuracy"] <= 1.0
+        assert len(run["history"]) == 1 and 0.0 <= run["final_train_acc"] <= 1.0
+        assert all(v > 0 for v in run["gradient_flow_at_init"].values()), name
+    flows = {n: list(e["runs"]["0"]["gradient_flow_at_init"]) for n, e in results["variants"].items()}
+    # Convolution and dense weights only, so a network with BN and one without share the layer axis.
+    assert flows["tinyyolo_bn_he"] == flows["tinyyolo_nobn_glorot"] == [f"conv_{i}.conv" for i in range(8)] + [
+        "dense", "logits"]
+    assert flows["resnet26_bn_he"] == flows["resnet26_nobn_he"]
+    assert len(flows["resnet26_bn_he"]) == 1 + 16 + 4 + 1
+    assert set(results["figures"]) >= {"init_bn_arch_train_acc.png", "gradient_flow_at_init.png"}
+    for figure in results["figures"]:
+        assert (tmp_path / figure).stat().st_size > 1000
+    table = (tmp_path / "table.txt").read_text()
+    assert "10,311,833" in table and "11,227,813" in table and "-128" in table
+
+
+def test_interrupted_run_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
+    chapter = load_chapter()
+    real_run = chapter.EXPERIMENT.run_variant
+    calls = []
+
+    def interrupted(ctx):
+        calls.append((ctx.variant, ctx.seed))
+        if ctx.seed == 1:
+            raise KeyboardInterrupt  # Ctrl-C during the second run
+        return real_run(ctx)
+
+    args = ["--preset", "smoke", "--out", str(tmp_path), "--no-progress", "--variants", "tinyyolo_nobn_he",
+            "--seeds", "0", "1"]
+    monkeypatch.setattr(chapter.EXPERIMENT, "run_variant", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        chapter.EXPERIMENT.main(args)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert list(saved["variants"]["tinyyolo_nobn_he"]["runs"]) == ["0"]
+
+    calls.clear()
+    monkeypatch.setattr(chapter.EXPERIMENT, "run_variant", lambda ctx: calls.append((ctx.variant, ctx.seed))
+                        or real_run(ctx))
+    chapter.EXPERIMENT.main(args + ["--resume"])
+    assert calls == [("tinyyolo_nobn_he", 1)]
+    resumed = json.loads((tmp_path / "results.json").read_text())
+    assert resumed["variants"]["tinyyolo_nobn_he"]["runs"]["0"] == saved["variants"]["tinyyolo_nobn_he"]["runs"]["0"]
+    assert list(resumed["variants"]["tinyyolo_nobn_he"]["runs"]) == ["0", "1"]
+
+
+def test_grayscale_28px_images_are_padded_to_32_and_upsampled_to_64():
+    chapter = load_chapter()
+    small = load_dataset("bundled", "test").subset(20)
+    big = chapter.to_size(small, 64)
+    assert big.images.shape == (20, 3, 64, 64) and big.images.dtype == np.uint8
+    # Nearest upsampling of the 32x32 padded image: every 2x2 block is one original pixel.
+    padded = np.pad(small.images[:, 0], ((0, 0), (2, 2), (2, 2)))
+    np.testing.assert_array_equal(big.images[:, 1, ::2, ::2], padded)
+    np.testing.assert_array_equal(big.images[:, 2, 1::2, 1::2], padded)
+
+
+def test_large_images_are_average_pooled_down_by_an_integer_factor():
+    chapter = load_chapter()
+    small = load_dataset("bundled", "test").subset(10)
+    photos = chapter.to_size(small, 128)
+    back = chapter.to_size(photos, 64)
+    np.testing.assert_array_equal(back.images, chapter.to_size(small, 64).images)
+    with pytest.raises(ValueError, match="chapter 06: cannot pool 128x128 images down to 48x48"):
+        chapter.to_size(photos, 48)
