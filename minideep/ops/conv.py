@@ -41,11 +41,12 @@ from ..backend import get_array_module
 
 #: Multiply-adds per matrix product on the CPU (about half a million). Rows go in blocks of
 #: BLOCK_WORK // (C_in * C_out): a block of Y and the rows of X it reads stay in the core's
-#: cache while the kh*kw products are summed into it, and this is the largest product that
-#: OpenBLAS still runs on one thread. Its threads spin-wait for each other, which is very
-#: slow (measured: 10x and worse) when other processes share the cores, so the cores are used
-#: by THREADS Python threads instead, each taking a contiguous share of the rows (NumPy
-#: releases the GIL inside ``matmul``).
+#: cache while the kh*kw products are summed into it (measured best among 2^18..2^21).
+#: Each product runs on one OpenBLAS thread (``minideep.backend`` sets one by default, and a
+#: product this small would get one anyway): OpenBLAS's threads spin-wait for each other,
+#: which is very slow (10x and worse) when other processes share the cores. The cores are
+#: used by THREADS Python threads instead, each taking a contiguous share of the rows
+#: (NumPy releases the GIL inside ``matmul``).
 BLOCK_WORK = 1 << 19
 THREADS = min(os.cpu_count() or 1, 8)
 #: Blocks summed together per pass: fewer trips through Python, partial sums still in cache.
