@@ -109,12 +109,15 @@ class Run:
         seed: the seed.
         out: the sweep's folder; the run's files are ``out/<name>/seed<seed>.json`` and
             ``out/<name>/seed<seed>/`` (see :attr:`path` and :attr:`work_dir`).
+        settings: how to run it without changing what it computes (progress bars, a data
+            folder): not part of the run's identity, so a restart may change them.
     """
 
     name: str
     config: Mapping[str, Any]
     seed: int
     out: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -133,13 +136,14 @@ class Run:
 
 
 def make_runs(configs: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]], seeds: Sequence[int],
-              out: str | Path) -> list[Run]:
+              out: str | Path, settings: Mapping[str, Any] | None = None) -> list[Run]:
     """Cross configurations with seeds: every configuration's seeds in turn.
 
     Args:
         configs: ``{name: config}``, or a list of configs (named with :func:`config_name`).
         seeds: the seeds, e.g. ``[0, 1, 2, 3, 4]``.
         out: the sweep's folder.
+        settings: given to every run as ``run.settings`` (see :class:`Run`).
     """
     if not isinstance(configs, Mapping):
         configs = {config_name(c): c for c in configs}
@@ -158,7 +162,7 @@ def make_runs(configs: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, A
         if not isinstance(config, Mapping):
             raise TypeError(f"make_runs: configuration {name!r} must be a dict, got {type(config).__name__}")
         clean = _jsonable(dict(config), f"make_runs: configuration {name!r}")
-        runs.extend(Run(name, clean, int(seed), str(out)) for seed in seeds)
+        runs.extend(Run(name, clean, int(seed), str(out), dict(settings or {})) for seed in seeds)
     return runs
 
 
@@ -203,7 +207,10 @@ def execute(fn: Callable[[Run], Mapping[str, Any]], run: Run) -> dict[str, Any]:
         record = _record(run, "ok", started, result=_jsonable(dict(result), "the job's result"))
     except Exception as error:  # noqa: BLE001 - a failed run is reported, and the others go on
         record = _failure(run, error, started)
-    write_json_atomic(run.path, record)
+    try:
+        write_json_atomic(run.path, record)
+    except OSError as error:  # a cluster node that cannot write there: the driver writes the returned record
+        record["written_by_job"] = f"no ({type(error).__name__}: {error})"
     return record
 
 
@@ -262,6 +269,7 @@ def run_sweep(
     cpus_per_run: float = 1,
     gpus_per_run: float = 0,
     retry_failed: bool = True,
+    settings: Mapping[str, Any] | None = None,
     runtime_env: Mapping[str, Any] | None = None,
     log: Callable[[str], None] | None = print,
 ) -> SweepResult:
@@ -282,6 +290,8 @@ def run_sweep(
         cpus_per_run, gpus_per_run: Ray backend: the resources each task asks for (give
             ``gpus_per_run=1`` when the runs train on the GPU).
         retry_failed: run again the runs whose earlier record says ``"failed"``.
+        settings: ``run.settings`` of every run: how to run, not what (progress bars, data
+            folder); unlike the configuration, they may differ when a sweep restarts.
         runtime_env: Ray backend: extra ``runtime_env`` entries. When this call starts Ray
             (``ray.init(address=address)``), the job's runtime_env ships the minideep package to
             every worker (``py_modules``) with this process's BLAS thread settings, and these
@@ -306,7 +316,7 @@ def run_sweep(
     if not callable(fn):
         raise TypeError(f"run_sweep: fn must be callable, got {type(fn).__name__}")
     started = time.perf_counter()
-    runs = make_runs(configs, seeds, out)
+    runs = make_runs(configs, seeds, out, settings)
     result = SweepResult(runs=runs)
     done: dict[str, dict[str, Any]] = {}
     todo: list[Run] = []
@@ -578,7 +588,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group = parser.add_argument_group("sweep (where the runs go)")
     group.add_argument("--backend", choices=BACKENDS, default="local",
                        help="local: this machine (one run at a time, or --workers processes); ray: Ray tasks")
-    group.add_argument("--workers", type=int, default=1, help="local backend: runs at the same time (processes)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="local backend: runs at the same time, each in its own process (default 1)")
     group.add_argument("--address", default=None,
                        help="ray backend: HOST:PORT of a running Ray cluster (default: start Ray on this machine)")
     group.add_argument("--cpus-per-run", type=float, default=1, help="ray backend: CPUs each run asks for")
@@ -594,5 +605,5 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         gpus = 1 if getattr(args, "device", "cpu") == "gpu" else 0
     if args.address and args.backend != "ray":
         raise SystemExit("--address is for --backend ray")
-    return {"backend": args.backend, "workers": args.workers, "address": args.address,
+    return {"backend": args.backend, "workers": args.workers or 1, "address": args.address,
             "cpus_per_run": args.cpus_per_run, "gpus_per_run": gpus}

@@ -145,6 +145,19 @@ def test_restart_skips_finished_runs_and_retries_failed_ones(tmp_path):
     check_summary(summarize(kept.records, ["val_accuracy", "test_accuracy"]))
 
 
+def test_settings_reach_the_job_but_do_not_identify_the_run(tmp_path):
+    seen = []
+
+    def job(run):
+        seen.append(dict(run.settings))
+        return tiny_job(run)
+
+    run_sweep(job, {"x=1": {"x": 1}}, [0], tmp_path, settings={"progress": True}, log=None)
+    again = run_sweep(job, {"x=1": {"x": 1}}, [0], tmp_path, settings={"progress": False}, log=None)
+    assert seen == [{"progress": True}] and again.skipped == ["x=1/seed0"]
+    assert "progress" not in json.loads((tmp_path / "x=1" / "seed0.json").read_text())["config"]
+
+
 def test_an_interrupted_sweep_keeps_its_finished_runs(tmp_path):
     def interrupted(run):
         if run.key == "x=2/seed0":
@@ -162,6 +175,23 @@ def test_a_results_file_of_another_configuration_is_not_silently_reused(tmp_path
     run_sweep(tiny_job, {"a": {"x": 1}}, [0], tmp_path, log=None)
     with pytest.raises(ValueError, match="holds a run of configuration \\{'x': 1\\}.*another output folder"):
         run_sweep(tiny_job, {"a": {"x": 2}}, [0], tmp_path, log=None)
+
+
+def test_a_job_that_cannot_write_its_file_leaves_it_to_the_driver(tmp_path, monkeypatch):
+    # On a cluster node without the output folder, the record still comes back and the driver writes it.
+    real_write, writes = sweep.write_json_atomic, []
+
+    def read_only_node(path, obj):
+        writes.append(path)
+        if len(writes) == 1:  # the job's own write, "on the node"
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_write(path, obj)
+
+    monkeypatch.setattr(sweep, "write_json_atomic", read_only_node)
+    result = run_sweep(tiny_job, {"a": {"x": 1}}, [0], tmp_path, log=None)
+    record = json.loads((tmp_path / "a" / "seed0.json").read_text())
+    assert record["status"] == "ok" and record["written_by_job"].startswith("no (PermissionError")
+    assert result.records["a/seed0"]["result"]["val_accuracy"] == pytest.approx(0.1)
 
 
 def test_a_job_that_returns_no_dict_is_a_failed_run(tmp_path):
