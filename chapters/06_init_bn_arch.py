@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 import time
 from pathlib import Path
@@ -168,6 +169,7 @@ def run_variant(ctx: RunContext) -> dict:
     run["first_over_last_grad_at_init"] = first_last_ratio(flow_at_init)
     run["final_train_acc"] = run["history"][-1]["train_acc"]
     run["cpu_time_s"] = time.process_time() - cpu_start
+    run["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None  # how shared the machine was
     print(f"  {ctx.variant} seed {ctx.seed}: final train accuracy {run['final_train_acc']:.1%}, "
           f"test {run['test_accuracy']:.1%}, first/last mean |grad| at init {run['first_over_last_grad_at_init']:.2g}")
     return run
