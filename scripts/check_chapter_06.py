@@ -33,7 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from minideep.experiment import check_claims, read_results, training_wall_time  # noqa: E402
+
 ARCHS, INITS = ("tinyyolo", "resnet26"), ("he", "glorot")
+DEFAULT_PATH = "runs/06_init_bn_arch/results.json"
 
 
 def final_train_acc(results: dict, arch: str, bn: bool, init: str) -> list[float]:
@@ -66,7 +69,7 @@ def claims(results: dict) -> list[tuple[str, bool, str]]:
         out.append((f"BN's effect on Tiny-YOLO ({init}): mean +10 points and worst BN run > best run without BN", ok,
                     f"BN {pct(bn)}, no BN {pct(nobn)}"))
 
-    wall = sum(run["wall_time_s"] for v in results["variants"].values() for run in v["runs"].values())
+    wall = training_wall_time(results)
     cpu = sum(run.get("cpu_time_s", 0.0) for v in results["variants"].values() for run in v["runs"].values())
     loads = [run["load_average"][0] for v in results["variants"].values() for run in v["runs"].values()
              if run.get("load_average")]
@@ -108,22 +111,17 @@ def findings(results: dict) -> list[tuple[str, bool, str]]:
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0] if argv else "runs/06_init_bn_arch/results.json")
-    results = json.loads(path.read_text())
+    path = Path(argv[0] if argv else DEFAULT_PATH)
+    results = read_results(path)
     data = results["dataset"]
     print(f"{path}: {results['preset']} preset, {data['name']} ({data['n_train']} training images at "
           f"{data['image_shape'][-1]}x{data['image_shape'][-1]}), width x{results['config']['width']}, "
           f"{results['config']['epochs']} epochs")
-    if results["preset"] != "quick":
-        print(f"note: this is a {results['preset']} run; the claims are the quick preset's")
-    failed = 0
-    for claim, ok, detail in claims(results):
-        failed += not ok
-        print(f"{'PASS' if ok else 'FAIL'}  {claim}: {detail}")
+    status = check_claims([str(path)], DEFAULT_PATH, claims)
     print("The paper's findings on this run:")
     for claim, ok, detail in findings(results):
         print(f"{'AGREES' if ok else 'DIFFERS'}  {claim}: {detail}")
-    return 1 if failed else 0
+    return status
 
 
 if __name__ == "__main__":
