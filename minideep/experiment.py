@@ -9,10 +9,13 @@ The common command line (every chapter)::
 
     --preset smoke|quick|paper   --device cpu|gpu   --seeds 0 [1 2 ...]   --out DIR
     --data-dir DIR   --dataset NAME   --resume   --variants NAME [NAME ...] | all
+    --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.sweep jobs)
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import inspect
 import json
 import os
 import platform
@@ -183,6 +186,9 @@ class Experiment:
         p.add_argument("--resume", action="store_true", help="skip finished runs and continue interrupted ones")
         p.add_argument("--variants", nargs="+", default=None, help=f"a subset of {', '.join(self.variants)}, or 'all'")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        from . import sweep  # noqa: PLC0415 - sweep imports this module
+
+        sweep.add_arguments(p)
         return p
 
     def selected_variants(self, requested: Sequence[str] | None, preset: str) -> list[str]:
@@ -214,24 +220,32 @@ class Experiment:
 
         results = self._start_results(results_path, args, config, data)
         started = time.perf_counter()
+        todo = []
         for variant in variants:
             for seed in args.seeds:
-                done = results["variants"].get(variant, {}).get("runs", {})
-                if str(seed) in done:
+                if str(seed) in results["variants"].get(variant, {}).get("runs", {}):
                     print(f"[{self.chapter}] {variant} seed {seed}: finished earlier, skipped")
-                    continue
-                print(f"[{self.chapter}] {variant} seed {seed} ({args.preset} preset, {args.device})")
-                t0 = time.perf_counter()
-                context = RunContext(
-                    variant=variant, seed=seed, preset=args.preset, config=config, device=args.device,
-                    data=data, out=out, checkpoint_dir=out / "checkpoints" / f"{variant}_seed{seed}",
-                    resume=args.resume,
-                )
-                run = self.run_variant(context)
-                run["wall_time_s"] = time.perf_counter() - t0
-                self._record(results, variant, seed, run)
-                results["wall_time_s"] = results.get("wall_time_s", 0.0) + run["wall_time_s"]
-                write_json_atomic(results_path, results)
+                else:
+                    todo.append((variant, seed))
+        from . import sweep  # noqa: PLC0415 - sweep imports this module
+
+        options = sweep.options_from_args(args)
+        in_this_process = options["backend"] == "local" and options["workers"] == 1
+        if todo and not in_this_process:
+            self._run_as_sweep(args, todo, results, results_path, options)
+        for variant, seed in todo if in_this_process else []:
+            print(f"[{self.chapter}] {variant} seed {seed} ({args.preset} preset, {args.device})")
+            t0 = time.perf_counter()
+            context = RunContext(
+                variant=variant, seed=seed, preset=args.preset, config=config, device=args.device,
+                data=data, out=out, checkpoint_dir=out / "checkpoints" / f"{variant}_seed{seed}",
+                resume=args.resume,
+            )
+            run = self.run_variant(context)
+            run["wall_time_s"] = time.perf_counter() - t0
+            self._record(results, variant, seed, run)
+            results["wall_time_s"] = results.get("wall_time_s", 0.0) + run["wall_time_s"]
+            write_json_atomic(results_path, results)
 
         results["last_session_s"] = time.perf_counter() - started
         if self.figures:
@@ -243,6 +257,42 @@ class Experiment:
             (out / "table.txt").write_text(table + "\n")
         print(f"[{self.chapter}] results in {results_path}")
         return results
+
+    def _run_as_sweep(self, args: argparse.Namespace, todo: list[tuple[str, int]], results: dict, results_path: Path,
+                      options: dict[str, Any]) -> None:
+        """The unfinished (variant, seed) runs as jobs of ``minideep.sweep`` (process pool or Ray).
+
+        Each job imports the chapter script by its path, loads the data itself and calls
+        ``run_variant``; its record goes to ``out/sweep/<variant>/seed<seed>.json`` as soon as
+        it ends, and finished ones are copied into results.json. With ``--resume`` a run with
+        a record is not run again (and an interrupted one continues from its checkpoint);
+        without it the records of the runs to do are removed first. A failed job is reported
+        and the others go on. Ray workers need the checkout at the same path.
+        """
+        from . import sweep  # noqa: PLC0415 - sweep imports this module
+
+        settings = {"script": str(Path(inspect.getfile(self.run_variant)).resolve()), "device": args.device,
+                    "data_dir": None if args.data_dir is None else str(args.data_dir), "out": str(args.out.resolve()),
+                    "resume": args.resume, "progress": False}
+        by_seeds: dict[tuple[int, ...], list[str]] = {}  # variants that miss the same seeds go in one sweep
+        for variant in dict.fromkeys(v for v, _ in todo):
+            by_seeds.setdefault(tuple(s for v, s in todo if v == variant), []).append(variant)
+        for seeds, names in by_seeds.items():
+            configs = {v: {"chapter": self.chapter, "preset": args.preset, "dataset": args.dataset, "variant": v}
+                       for v in names}
+            if not args.resume:  # a fresh run, as in this process: earlier records do not count
+                for run in sweep.make_runs(configs, list(seeds), args.out / "sweep"):
+                    run.path.unlink(missing_ok=True)
+            swept = sweep.run_sweep(run_experiment_job, configs, list(seeds), args.out / "sweep", settings=settings,
+                                    **options)
+            for record in swept.records.values():
+                if record.get("status") != "ok":
+                    continue
+                run = dict(record["result"])
+                run["wall_time_s"] = record["wall_time_s"]
+                self._record(results, record["config"]["variant"], record["seed"], run)
+                results["wall_time_s"] = results.get("wall_time_s", 0.0) + (run["wall_time_s"] or 0.0)
+            write_json_atomic(results_path, results)
 
     def _start_results(self, path: Path, args: argparse.Namespace, config: dict, data: Any) -> dict:
         """The results so far when resuming (same preset and data), else a fresh record."""
@@ -310,3 +360,50 @@ def check_claims(argv: Sequence[str], default_path: str | Path,
         failed += not ok
         print(f"{'PASS' if ok else 'FAIL'}  {claim}: {detail}")
     return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------------------
+# One run as a sweep job
+# ----------------------------------------------------------------------------------------
+
+_CHAPTERS: dict[str, Experiment] = {}
+
+
+def _chapter_experiment(script: str, chapter: str) -> Experiment:
+    """The ``Experiment`` named ``chapter`` defined by the chapter script at ``script`` (imported once per process)."""
+    if script not in _CHAPTERS:
+        spec = importlib.util.spec_from_file_location(f"_minideep_chapter_{chapter}", script)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"run_experiment_job: cannot import the chapter script {script}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        found = [v for v in vars(module).values() if isinstance(v, Experiment) and v.chapter == chapter]
+        if not found:
+            raise ImportError(f"run_experiment_job: {script} defines no Experiment named {chapter!r}")
+        _CHAPTERS[script] = found[0]
+    return _CHAPTERS[script]
+
+
+def run_experiment_job(run: Any) -> dict:
+    """A ``minideep.sweep`` job: one (variant, seed) of a chapter, in whatever process runs it.
+
+    ``run.config`` names the chapter, preset, data set and variant (the run's identity);
+    ``run.settings`` holds the script's path, the device, the data folder, the output
+    folder and whether to resume from a checkpoint. Returns ``run_variant``'s dict.
+    """
+    settings = run.settings
+    experiment = _chapter_experiment(settings["script"], run.config["chapter"])
+    args = argparse.Namespace(
+        preset=run.config["preset"], dataset=run.config["dataset"], device=settings["device"],
+        data_dir=None if settings["data_dir"] is None else Path(settings["data_dir"]), out=Path(settings["out"]),
+        seeds=[run.seed], variants=[run.config["variant"]], resume=settings["resume"], no_progress=True,
+    )
+    config = dict(experiment.presets[args.preset])
+    config["progress"] = settings["progress"]
+    data = experiment.load_data(args, config) if experiment.load_data else None
+    variant = run.config["variant"]
+    context = RunContext(
+        variant=variant, seed=run.seed, preset=args.preset, config=config, device=args.device, data=data,
+        out=args.out, checkpoint_dir=args.out / "checkpoints" / f"{variant}_seed{run.seed}", resume=args.resume,
+    )
+    return experiment.run_variant(context)

@@ -1,6 +1,7 @@
 """Chapter 06 (init x BN x architecture): the smoke preset runs the whole grid, writes results, resumes."""
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,24 @@ def test_large_images_are_average_pooled_down_by_an_integer_factor():
     np.testing.assert_array_equal(back.images, chapter.to_size(small, 64).images)
     with pytest.raises(ValueError, match="chapter 06: cannot pool 128x128 images down to 48x48"):
         chapter.to_size(photos, 48)
+
+
+def test_the_grid_runs_as_sweep_jobs_in_worker_processes_and_resumes(tmp_path):
+    chapter = load_chapter()
+    args = ["--preset", "smoke", "--out", str(tmp_path), "--no-progress", "--workers", "2",
+            "--variants", "tinyyolo_bn_he", "tinyyolo_nobn_glorot"]
+    first = chapter.EXPERIMENT.main(args)
+    assert set(first["variants"]) == {"tinyyolo_bn_he", "tinyyolo_nobn_glorot"}
+    for name in first["variants"]:
+        record = json.loads((tmp_path / "sweep" / name / "seed0.json").read_text())
+        assert record["status"] == "ok" and record["config"]["variant"] == name
+        assert record["pid"] != os.getpid()  # it ran in a worker process
+        assert first["variants"][name]["runs"]["0"]["history"] == record["result"]["history"]
+    # The same seed gives the same run in a worker process as in this one.
+    here = chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path / "here"), "--no-progress",
+                                    "--variants", "tinyyolo_bn_he"])
+    assert here["variants"]["tinyyolo_bn_he"]["runs"]["0"]["history"][0]["train_loss"] == pytest.approx(
+        first["variants"]["tinyyolo_bn_he"]["runs"]["0"]["history"][0]["train_loss"], rel=1e-6)
+    # Resuming finds every run finished: nothing runs again.
+    again = chapter.EXPERIMENT.main(args + ["--resume"])
+    assert again["variants"] == first["variants"]
