@@ -1,0 +1,476 @@
+"""Chapter 07: tuning a deep residual network, every cell mean +- std over seeds (MLP coursework 2 report, section 5).
+
+Rebuilds the report's hyperparameter search on its residual VGG38 (37 convolutions, a
+shortcut around every block): learning rate, weight decay and batch size one at a time
+(Tables 2-4), then weight decay x batch size (Table 5) and the best configuration (Table 6).
+Every (configuration, seed) is an independent job of ``minideep.sweep``: finished runs are
+skipped when the script starts again, a failed run is reported and the others go on, and
+the runs can go to a pool of processes or to a Ray cluster.
+
+    python chapters/07_resnet_tuning.py                      # quick preset: bundled data, ~10 min on 2 cores
+    python chapters/07_resnet_tuning.py --preset smoke       # seconds
+    python chapters/07_resnet_tuning.py --preset paper --device gpu --backend ray --address HEAD:6379
+
+Writes results.json, tables.txt, one results file per run (runs/) and the figures into --out
+(default runs/07_resnet_tuning).
+"""
+from __future__ import annotations
+
+import os
+
+# Small products and a busy machine: a second BLAS thread only waits (chapter 02 measured 8x slower).
+# Set before NumPy loads; every pool process and Ray worker inherits it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402 - after the thread setting, like every import below
+import functools  # noqa: E402
+import math  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Sequence  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import numpy as np  # noqa: E402
+
+import minideep as md  # noqa: E402
+from minideep import plots, sweep  # noqa: E402
+from minideep.backend import check_device  # noqa: E402
+from minideep.data.transforms import pad_to  # noqa: E402
+from minideep.experiment import PRESETS as PRESET_NAMES, format_table, machine, versions, write_json_atomic  # noqa: E402
+from minideep.models import ResidualVGG  # noqa: E402
+from minideep.ops import conv as conv_ops  # noqa: E402
+from minideep.recipes import chapter_data, train_classifier  # noqa: E402
+from minideep.train import TrainingDiverged  # noqa: E402
+
+CHAPTER = "07_resnet_tuning"
+HYPERPARAMETERS = ("lr", "weight_decay", "batch_size")
+SHORT = {"weight_decay": "wd", "batch_size": "bs"}
+# The report's five seeds (section 5; "02122020" is 2122020).
+PAPER_SEEDS = [0, 2045458, 186285, 2122020, 11132]
+
+# The report's Tables 1-5: (train accuracy %, validation accuracy %) as mean ± std over its five seeds.
+PAPER_TABLES = {
+    "learning_rate": {1e-2: ("1.0 ± 0", "1.1 ± 0.2"), 1e-3: ("77.2 ± 0.6", "56.1 ± 0.5"),
+                      1e-4: ("50.1 ± 0.2", "44.9 ± 0.2"), 1e-5: ("22.2 ± 0.4", "22.1 ± 0.8")},
+    "weight_decay": {1e-2: ("33.4 ± 1.2", "32.8 ± 1.4"), 1e-3: ("70.4 ± 0.8", "58.9 ± 0.6"),
+                     1e-4: ("80.3 ± 0.5", "58.4 ± 0.7"), 1e-5: ("78.2 ± 0.6", "57.1 ± 0.2"),
+                     0.0: ("77.2 ± 0.6", "56.1 ± 0.5")},
+    "batch_size": {25: ("66.6 ± 1.7", "55.0 ± 1.0"), 50: ("73.0 ± 0.8", "56.9 ± 0.9"), 100: ("77.2 ± 0.6", "56.1 ± 0.5"),
+                   200: ("78.1 ± 0.7", "55.7 ± 0.9"), 500: ("72.7 ± 0.5", "53.2 ± 1.0")},
+    # (weight decay, batch size), learning rate 1e-3
+    "combinations": {(1e-3, 50): ("1.0 ± 0", "0.6 ± 0"), (1e-3, 100): ("70.4 ± 0.8", "58.9 ± 0.6"),
+                     (5e-4, 50): ("73.1 ± 1.4", "60.0 ± 1.0"), (5e-4, 100): ("76.0 ± 0.9", "59.6 ± 0.6"),
+                     (1e-4, 50): ("78.5 ± 0.6", "58.8 ± 1.1"), (1e-4, 100): ("80.3 ± 0.5", "58.4 ± 0.7")},
+}
+# Table 6: the best configuration and its test accuracy.
+PAPER_BEST = {"lr": 1e-3, "weight_decay": 5e-4, "batch_size": 50,
+              "train": "73.1 ± 1.4", "val": "60.0 ± 1.0", "test": "59.8 ± 1.1"}
+TABLES = ("learning_rate", "weight_decay", "batch_size", "combinations")
+TABLE_TITLES = {
+    "learning_rate": "Table 2: learning rate (weight decay {weight_decay:g}, batch {batch_size})",
+    "weight_decay": "Table 3: weight decay (learning rate {lr:g}, batch {batch_size})",
+    "batch_size": "Table 4: batch size (learning rate {lr:g}, weight decay {weight_decay:g})",
+    "combinations": "Table 5: weight decay x batch size (learning rate {lr:g})",
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds, for the tests: a 13-convolution residual VGG on 8x8 images, one epoch of two steps.
+    "smoke": dict(
+        n_train=40, n_val=20, n_test=40, size=8, blocks=1, filters=8, epochs=1, augment=False, workers=1,
+        seeds=[0, 1], default=dict(lr=1e-3, weight_decay=0.0, batch_size=20), moderate_weight_decay=1e-3,
+        learning_rate=[1e-2, 1e-3], weight_decay=[0.0, 1e-3], batch_size=[10, 20],
+        combinations=dict(weight_decay=[1e-3], batch_size=[10, 20]),
+    ),
+    # The CPU default (about 10 minutes on 2 busy cores, two runs at a time): the report's network
+    # (37 convolutions, 32 channels) on 200 bundled Fashion-MNIST images shrunk to 8x8, 50 epochs,
+    # two seeds. Runs ~200 times shorter than the report's need ~10 times its weight decays for the
+    # same pull on the weights (see the chapter's page), and batch 50 keeps four steps per epoch.
+    "quick": dict(
+        n_train=200, n_val=200, n_test=1000, size=8, blocks=5, filters=32, epochs=50, augment=False, workers=2,
+        seeds=[0, 1], default=dict(lr=1e-3, weight_decay=0.0, batch_size=50), moderate_weight_decay=1e-2,
+        learning_rate=[1e-2, 1e-3, 1e-4], weight_decay=[0.0, 1e-2, 3e-2, 1e-1], batch_size=[25, 50, 100],
+        combinations=dict(weight_decay=[1e-2, 3e-2], batch_size=[50, 100]),
+    ),
+    # The report exactly: CIFAR-100 (47,500 / 2,500 / 10,000), 32x32 with crop + flip, 32 channels,
+    # 100 epochs of Adam with the coursework's cosine schedule, its five seeds: 80 training runs.
+    "paper": dict(
+        n_train=None, n_val=None, n_test=None, size=32, blocks=5, filters=32, epochs=100, augment=True, workers=1,
+        seeds=PAPER_SEEDS, default=dict(lr=1e-3, weight_decay=0.0, batch_size=100), moderate_weight_decay=1e-3,
+        learning_rate=[1e-2, 1e-3, 1e-4, 1e-5], weight_decay=[1e-2, 1e-3, 1e-4, 1e-5, 0.0],
+        batch_size=[25, 50, 100, 200, 500],
+        combinations=dict(weight_decay=[1e-3, 5e-4, 1e-4], batch_size=[50, 100]),
+    ),
+}
+for _preset in PRESETS.values():
+    # The coursework framework's optimiser and schedule: Adam (coupled L2 weight decay), cosine to 2e-5.
+    _preset.update(optimizer="adam", schedule="cosine", eta_min=2e-5)
+
+
+# ----------------------------------------------------------------------------------------
+# The cells of the tables
+# ----------------------------------------------------------------------------------------
+
+
+def table_cells(preset: dict, table: str) -> list[tuple[Any, dict]]:
+    """(the value shown in the table's first column, the full hyperparameters) for each cell of ``table``."""
+    default = preset["default"]
+    if table == "combinations":
+        combos = preset["combinations"]
+        return [((wd, bs), {**default, "weight_decay": wd, "batch_size": bs})
+                for wd in combos["weight_decay"] for bs in combos["batch_size"]]
+    key = {"learning_rate": "lr", "weight_decay": "weight_decay", "batch_size": "batch_size"}[table]
+    return [(value, {**default, key: value}) for value in preset[table]]
+
+
+def cell_name(hyper: dict) -> str:
+    """``"lr=0.001,wd=0,bs=100"``: one configuration of the sweep (cells of several tables may share it)."""
+    return sweep.config_name(hyper, HYPERPARAMETERS, SHORT)
+
+
+def configurations(preset_name: str, preset: dict, tables: Sequence[str], run_settings: dict) -> dict[str, dict]:
+    """Every distinct configuration the chosen tables need, in table order: ``{name: config}``."""
+    configs: dict[str, dict] = {}
+    for table in tables:
+        for _, hyper in table_cells(preset, table):
+            configs.setdefault(cell_name(hyper), {**hyper, **run_settings, "preset": preset_name})
+    return configs
+
+
+# ----------------------------------------------------------------------------------------
+# Data and one run (a sweep job: module level, so that it can go to other processes)
+# ----------------------------------------------------------------------------------------
+
+
+def shrink(dataset, size: int):
+    """Images average-pooled by f = ceil(H / size) and zero-padded to ``size x size`` (28x28 -> 7x7 -> 8x8 for 8).
+
+    The quick preset's way to make the 37-convolution network affordable on a CPU: a
+    convolution's cost grows with the number of pixels.
+    """
+    x = dataset.images.astype(np.float32)
+    n, c, h, w = x.shape
+    if size >= h:
+        return dataset.as_shape(c, size)
+    f = -(-h // size)
+    x = x[:, :, : h // f * f, : w // f * f].reshape(n, c, h // f, f, w // f, f).mean(axis=(3, 5))
+    return replace(dataset, images=np.ascontiguousarray(pad_to(np.rint(x).astype(np.uint8), size)))
+
+
+@functools.lru_cache(maxsize=2)
+def load_data(dataset: str, preset: str, data_dir: str | None, n_train: int | None, n_val: int | None,
+              n_test: int | None, size: int, augment: bool):
+    """The chapter's splits, loaded once per process (every run of a worker shares them)."""
+    data = chapter_data(dataset, "cifar100", preset, data_dir=data_dir, n_train=n_train, n_val=n_val, n_test=n_test,
+                        augment=augment, coursework=True)
+    return data if data.train.images.shape[-1] == size else _resized(data, size)
+
+
+def _resized(data, size: int):
+    """``data`` with every split shrunk (or padded) to ``size``, normalised with the new training statistics."""
+    from minideep.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat  # noqa: PLC0415
+
+    train, val, test = shrink(data.train, size), shrink(data.val, size), shrink(data.test, size)
+    pixels = train.images.astype(np.float64) / 255.0
+    mean, std = tuple(pixels.mean(axis=(0, 2, 3)).round(4)), tuple(pixels.std(axis=(0, 2, 3)).round(4))
+    steps = [RandomCrop(size, padding=size // 8), RandomHorizontalFlip()] if data.description["augmentation"] != "none" else []
+    description = {**data.description, "image_shape": list(train.images.shape[1:]),
+                   "normalisation": {"mean": list(mean), "std": list(std)},
+                   "resized": f"average-pooled and zero-padded from {data.train.images.shape[-1]}x"
+                              f"{data.train.images.shape[-1]} to {size}x{size}"}
+    return replace(data, train=train, val=val, test=test, description=description,
+                   train_transform=Compose(steps + [ToFloat(), Normalize(mean, std)]),
+                   eval_transform=Compose([ToFloat(), Normalize(mean, std)]))
+
+
+def run_one(run: sweep.Run) -> dict:
+    """Train the residual VGG with one configuration and seed; the report's accuracies and the history."""
+    cfg = run.config
+    if run.settings.get("threads"):
+        # Runs side by side in processes: one convolution thread each, not two per process on two cores.
+        conv_ops.THREADS = run.settings["threads"]
+    data = load_data(cfg["dataset"], cfg["preset"], run.settings.get("data_dir"), cfg["n_train"], cfg["n_val"],
+                     cfg["n_test"], cfg["size"], cfg["augment"])
+    md.manual_seed(run.seed)
+    model = ResidualVGG(cfg["blocks"], num_filters=cfg["filters"], num_classes=len(data.train.classes),
+                        in_channels=data.train.images.shape[1])
+    try:
+        out = train_classifier(
+            model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=run.seed, optimizer=cfg["optimizer"],
+            lr=cfg["lr"], weight_decay=cfg["weight_decay"], schedule=cfg["schedule"], eta_min=cfg["eta_min"],
+            device=cfg["device"], checkpoint_dir=run.work_dir, resume=True, progress=run.settings.get("progress", False),
+            log=None,
+        )
+    except TrainingDiverged as e:
+        # The report's "cannot converge": no accuracy to average, the run is counted as diverged.
+        return {"diverged": True, "message": str(e).split(";")[0], "epoch": e.epoch, "history": [],
+                "gradient_flow": [], "chance": 1.0 / len(data.train.classes)}
+    shutil.rmtree(run.work_dir, ignore_errors=True)  # the results file marks the run finished; checkpoints are spent
+    history = out["history"]
+    best = next((h for h in history if h["epoch"] == out.get("best_epoch")), history[-1])
+    last = history[-3:]
+    out.update(
+        diverged=False,
+        train_accuracy=best["train_acc"], val_accuracy=best["val_acc"],
+        final_train_accuracy=history[-1]["train_acc"], final_val_accuracy=history[-1]["val_acc"],
+        # The train/validation gap at the end of training, over the last three epochs (less noisy than one).
+        gap=float(np.mean([h["train_acc"] - h["val_acc"] for h in last])),
+        chance=1.0 / len(data.train.classes),
+    )
+    out.pop("gradient_max", None)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Tables and figures from the records
+# ----------------------------------------------------------------------------------------
+
+METRICS = ("train_accuracy", "val_accuracy", "test_accuracy", "gap")
+
+
+def table_rows(results: dict, table: str) -> list[dict]:
+    """One row per cell of ``table``: the summary over seeds of the cell's configuration."""
+    summary = {row["name"]: row for row in results["summary"]}
+    preset = results["config"]
+    rows = []
+    for value, hyper in table_cells(preset, table):
+        row = summary.get(cell_name(hyper))
+        if row is not None:
+            rows.append({"value": value, "hyper": hyper, **row})
+    return rows
+
+
+def _value_label(table: str, value: Any) -> str:
+    if table == "combinations":
+        return f"wd {value[0]:g}, bs {value[1]}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def format_tables(results: dict) -> str:
+    """The tables, each cell mean ± std over seeds beside the report's numbers."""
+    data, preset = results["dataset"], results["config"]
+    lines = [f"Chapter 07 ({results['preset']} preset, {data['name']}: {data['n_train']} train / {data['n_val']} "
+             f"validation / {data['n_test']} test images of {'x'.join(map(str, data['image_shape']))}, "
+             f"{preset['blocks']} residual blocks per stage, {preset['filters']} channels, {preset['epochs']} epochs, "
+             f"seeds {results['seeds']}, device {results['device']}).",
+             "Accuracies in %, mean ± sample std over seeds [min, max]; train and validation at the "
+             "best-validation epoch, test from its checkpoint; gap = train - validation, last 3 epochs."]
+    for table in results["tables"]:
+        rows = table_rows(results, table)
+        paper = PAPER_TABLES[table]
+        lines += ["", TABLE_TITLES[table].format(**preset["default"])]
+        body = []
+        for row in rows:
+            key = row["value"] if table != "combinations" else tuple(row["value"])
+            paper_train, paper_val = paper.get(key, ("-", "-"))
+            body.append({
+                table.replace("_", " "): _value_label(table, row["value"]),
+                "train": sweep.mean_std(row["train_accuracy"]),
+                "validation": sweep.mean_std(row["val_accuracy"]),
+                "val [min, max]": sweep.min_max(row["val_accuracy"]),
+                "test": sweep.mean_std(row["test_accuracy"]),
+                "gap": sweep.mean_std(row["gap"]),
+                "runs": _runs_cell(row),
+                "report train": paper_train, "report val": paper_val,
+            })
+        lines.append(format_table(body))
+    best = best_configuration(results)
+    if best is not None:
+        lines += ["", "Table 6: the best configuration (highest mean validation accuracy)",
+                  format_table([
+                      {"": "this run", "lr": f"{best['hyper']['lr']:g}", "weight decay": f"{best['hyper']['weight_decay']:g}",
+                       "batch": best["hyper"]["batch_size"], "train": sweep.mean_std(best["train_accuracy"]),
+                       "validation": sweep.mean_std(best["val_accuracy"]), "test": sweep.mean_std(best["test_accuracy"])},
+                      {"": "report", "lr": f"{PAPER_BEST['lr']:g}", "weight decay": f"{PAPER_BEST['weight_decay']:g}",
+                       "batch": PAPER_BEST["batch_size"], "train": PAPER_BEST["train"], "validation": PAPER_BEST["val"],
+                       "test": PAPER_BEST["test"]},
+                  ])]
+    if results["sweep"]["failed"]:
+        lines += ["", "Failed runs:"] + [f"  {f['name']} seed {f['seed']}: {f['error']}" for f in results["sweep"]["failed"]]
+    return "\n".join(lines)
+
+
+def _runs_cell(row: dict) -> str:
+    text = str(row["n"])
+    if row.get("diverged"):
+        text += f" ({row['diverged']} diverged)"
+    if row["failed"]:
+        text += f" (+{row['failed']} failed)"
+    return text
+
+
+def best_configuration(results: dict) -> dict | None:
+    """The table cell with the highest mean validation accuracy (first found on a tie)."""
+    candidates = [r for t in results["tables"] for r in table_rows(results, t)
+                  if math.isfinite(r["val_accuracy"]["mean"])]
+    return max(candidates, key=lambda r: r["val_accuracy"]["mean"]) if candidates else None
+
+
+XLABELS = {"learning_rate": "learning rate", "weight_decay": "weight decay coefficient", "batch_size": "batch size",
+           "combinations": "weight decay, batch size (learning rate 1e-3)"}
+
+
+def figures(results: dict, out: Path) -> list[Path]:
+    made = []
+    variants, n_seeds = results["variants"], len(results["seeds"])
+    for table in results["tables"]:
+        rows = table_rows(results, table)
+        if not rows:
+            continue
+        values = [(_value_label(table, r["value"]) if table == "combinations" else r["value"]) for r in rows]
+
+        def series(metric: str) -> tuple[list[float], list[float]]:
+            # A cell whose runs all diverged is drawn at chance with no bar: it did not train.
+            means = [r[metric]["mean"] if math.isfinite(r[metric]["mean"]) else r_chance(results) for r in rows]
+            stds = [r[metric]["std"] if math.isfinite(r[metric]["std"]) else 0.0 for r in rows]
+            return means, stds
+
+        (train_m, train_s), (val_m, val_s) = series("train_accuracy"), series("val_accuracy")
+        made.append(plots.errorbar_sweep(
+            values, {"train": train_m, "validation": val_m}, {"train": train_s, "validation": val_s},
+            out / f"sweep_{table}.png", XLABELS[table], ylabel="accuracy at the best-validation epoch (%)",
+            title=f"{XLABELS[table]} (mean ± 1 std over {n_seeds} seeds)"))
+        if table == "weight_decay":
+            gap_m, gap_s = series("gap")
+            made.append(plots.errorbar_sweep(  # a gap can be negative: drawn in points, not as a fraction
+                values, {"train - validation": [100 * g for g in gap_m]}, {"train - validation": [100 * g for g in gap_s]},
+                out / "sweep_weight_decay_gap.png", XLABELS[table], percent=False,
+                ylabel="accuracy gap, last 3 epochs (percentage points)",
+                title=f"The train/validation gap against weight decay (mean ± 1 std over {n_seeds} seeds)"))
+    # The report's Figure 6: default against best (and against a moderate weight decay), per epoch, band over seeds.
+    preset = results["config"]
+    default_name = cell_name(preset["default"])
+    best = best_configuration(results)
+    moderate_name = cell_name({**preset["default"], "weight_decay": preset["moderate_weight_decay"]})
+    picks = [(f"default ({default_name})", default_name)]
+    if best is not None and best["name"] != default_name:
+        picks.append((f"best ({best['name']})", best["name"]))
+    if moderate_name not in (default_name, best["name"] if best else None):
+        picks.append((f"moderate weight decay ({moderate_name})", moderate_name))
+    curves = {label: _histories(variants[name]) for label, name in picks if name in variants}
+    curves = {k: v for k, v in curves.items() if v}
+    if curves:
+        made.append(plots.training_curves(curves, out / "curves_default_vs_best.png", band="std",
+                                          title="Default, best and moderate weight decay (band: mean ± 1 std over seeds)"))
+    if "learning_rate" in results["tables"]:
+        by_lr = {}
+        for value, hyper in table_cells(preset, "learning_rate"):
+            histories = _histories(variants.get(cell_name(hyper), {}))
+            if histories:
+                by_lr[f"lr {value:g}"] = histories
+        if by_lr:
+            made.append(plots.training_curves(by_lr, out / "curves_learning_rate.png", band="std",
+                                              title="Learning rate: loss and accuracy per epoch (band: ± 1 std over seeds)"))
+    return made
+
+
+def r_chance(results: dict) -> float:
+    return 1.0 / results["dataset"]["classes"]
+
+
+def _histories(entry: dict) -> list:
+    return [r["history"] for r in entry.get("runs", {}).values() if r.get("history")]
+
+
+# ----------------------------------------------------------------------------------------
+# The results file in the common shape, and the command line
+# ----------------------------------------------------------------------------------------
+
+
+def collect(records: dict, configs: dict) -> tuple[dict, list]:
+    """``variants`` in the common results.json shape, and the summary rows (with diverged counts)."""
+    variants: dict[str, dict] = {}
+    for record in records.values():
+        entry = variants.setdefault(record["name"], {"config": configs[record["name"]], "runs": {}})
+        if record["status"] == "ok":
+            entry["runs"][str(record["seed"])] = record["result"]
+    for entry in variants.values():
+        trained = [r for r in entry["runs"].values() if not r.get("diverged")]
+        accuracies = [r["test_accuracy"] for r in trained]
+        entry["test_accuracy"] = float(np.mean(accuracies)) if accuracies else None
+        entry["test_accuracy_std"] = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else None
+        entry["history"] = trained[0]["history"] if trained else []
+        entry["gradient_flow"] = trained[0]["gradient_flow"] if trained else []
+    summary = sweep.summarize(records, METRICS)
+    for row in summary:
+        row["diverged"] = sum(bool(r.get("diverged")) for r in variants.get(row["name"], {}).get("runs", {}).values())
+    return variants, summary
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"chapters/{CHAPTER}.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", choices=PRESET_NAMES, default="quick",
+                   help="smoke: seconds, for tests; quick: the CPU default; paper: the report's settings (GPU)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--seeds", "--seed", type=int, nargs="+", default=None, help="default: the preset's seeds")
+    p.add_argument("--out", type=Path, default=Path("runs") / CHAPTER, help="folder for results and figures")
+    p.add_argument("--data-dir", type=Path, default=None, help="where data sets are looked for first")
+    p.add_argument("--dataset", default="auto", help="data set (default: the preset's choice)")
+    p.add_argument("--resume", action="store_true", help="keep the finished runs in --out and do only the rest")
+    p.add_argument("--tables", "--variants", nargs="+", default=["all"], choices=(*TABLES, "all"),
+                   help="which of the report's tables to run (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return sweep.add_arguments(p)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    started = time.perf_counter()
+    args = parser().parse_args(argv)
+    check_device(args.device)
+    preset = dict(PRESETS[args.preset])
+    if args.workers is None:  # the preset's choice: two runs at a time on a 2-core CPU for quick
+        args.workers = min(preset["workers"], os.cpu_count() or 1) if args.backend == "local" else 1
+    options = sweep.options_from_args(args)
+    seeds = args.seeds or preset["seeds"]
+    tables = list(TABLES) if "all" in args.tables else [t for t in TABLES if t in args.tables]
+    out: Path = args.out
+    runs_dir = out / "runs"
+    if not args.resume and runs_dir.exists():
+        print(f"[{CHAPTER}] starting afresh: removing the earlier runs in {runs_dir} (use --resume to keep them)")
+        shutil.rmtree(runs_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    data_dir = str(args.data_dir) if args.data_dir else None
+    data = load_data(args.dataset, args.preset, data_dir, preset["n_train"], preset["n_val"], preset["n_test"],
+                     preset["size"], preset["augment"])
+    if data.notice:
+        print(data.notice)
+    # Progress bars only when runs go one at a time here: parallel bars would interleave.
+    progress = not args.no_progress and options["backend"] == "local" and options["workers"] == 1
+    run_settings = {k: preset[k] for k in ("n_train", "n_val", "n_test", "size", "blocks", "filters", "epochs",
+                                           "augment", "optimizer", "schedule", "eta_min")}
+    run_settings.update(dataset=args.dataset, device=args.device)
+    configs = configurations(args.preset, preset, tables, run_settings)
+    print(f"[{CHAPTER}] {len(configs)} configurations x {len(seeds)} seeds = {len(configs) * len(seeds)} runs "
+          f"({args.preset} preset, {args.device})")
+
+    threads = max(1, (os.cpu_count() or 1) // options["workers"]) if options["workers"] > 1 else None
+    settings = {"data_dir": data_dir, "progress": progress, "threads": threads}
+    result = sweep.run_sweep(run_one, configs, seeds, runs_dir, settings=settings, **options)
+    variants, summary = collect(result.records, configs)
+    results = {
+        "chapter": CHAPTER, "preset": args.preset,
+        "config": {k: v for k, v in preset.items() if k != "seeds"}, "dataset": data.description,
+        "device": args.device, "seeds": list(seeds), "tables": tables, "versions": versions(), "machine": machine(),
+        "variants": variants, "summary": summary,
+        "sweep": {"backend": options["backend"], "workers": options["workers"], "address": options["address"],
+                  "ran": len(result.ran), "skipped": len(result.skipped), "wall_time_s": result.wall_time_s,
+                  "failed": [{k: f.get(k) for k in ("name", "seed", "error")} for f in result.failed]},
+        "wall_time_s": float(sum(r.get("wall_time_s") or 0.0 for r in result.records.values())),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    results["figures"] = [p.name for p in figures(results, out)]
+    results["script_wall_time_s"] = time.perf_counter() - started  # data, sweep, tables and figures
+    write_json_atomic(out / "results.json", results)
+    text = format_tables(results)
+    print(text)
+    (out / "tables.txt").write_text(text + "\n")
+    print(f"[{CHAPTER}] results in {out / 'results.json'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

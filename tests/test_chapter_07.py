@@ -1,0 +1,184 @@
+"""Chapter 07 (tuning the residual VGG38): the model, the smoke preset, restart, the tables and the check script."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minideep as md
+from minideep.models import VGG, ResidualVGG
+from minideep.models.residual_vgg import ResidualReductionBlock
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_chapter():
+    spec = importlib.util.spec_from_file_location("chapter_07", ROOT / "chapters" / "07_resnet_tuning.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["chapter_07"] = module  # pool processes find run_one by its module's name
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- the report's network
+
+def test_residual_vgg38_has_vgg38s_parameters_and_a_shortcut_around_every_block():
+    model, plain = ResidualVGG(5), VGG(5)
+    assert model.num_parameters() == plain.num_parameters() == 336196
+    assert [n for n, _ in model.named_parameters()] == [n for n, _ in plain.named_parameters()]
+    assert all(isinstance(getattr(model, f"reduction_block_{i}"), ResidualReductionBlock) for i in range(3))
+    x = md.tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    assert model(x).shape == (2, 100)
+
+
+def test_residual_reduction_block_adds_the_pooled_input():
+    block = ResidualReductionBlock(4, batch_norm=False, activation="relu", init=None, dtype=np.float64)
+    for name, param in block.named_parameters():
+        param.data[...] = 0.0  # conv branch silenced: only the shortcut is left
+    x = np.random.default_rng(1).uniform(0.1, 1.0, (2, 4, 6, 6))
+    y = block(md.tensor(x)).data
+    pooled = x.reshape(2, 4, 3, 2, 3, 2).mean(axis=(3, 5))
+    np.testing.assert_allclose(y, pooled)
+
+
+def test_residual_reduction_block_gradient_checks():
+    block = ResidualReductionBlock(2, batch_norm=False, activation="leaky_relu", init=None, dtype=np.float64)
+    x = md.tensor(np.random.default_rng(2).standard_normal((2, 2, 4, 4)), requires_grad=True)
+    assert md.gradcheck(lambda t: block(t), (x,))
+
+
+def test_the_shortcuts_carry_the_gradient_to_the_first_layer():
+    # Without BN, at the coursework's init: the plain VGG38's first-layer gradient vanishes, the report's does not.
+    rng = np.random.default_rng(3)
+    x = md.tensor(rng.standard_normal((4, 3, 16, 16)).astype(np.float32))
+    y = rng.integers(0, 100, 4)
+    ratios = {}
+    for name, model in (("plain", VGG(5)), ("residual", ResidualVGG(5))):
+        md.manual_seed(0)
+        md.nn.functional.cross_entropy(model(x), y).backward()
+        first = float(np.abs(model.input_conv.conv.weight.grad).mean())
+        last = float(np.abs(model.logit_linear.weight.grad).mean())
+        ratios[name] = first / last
+    assert ratios["plain"] < 1e-3 and ratios["residual"] > 1e-2
+
+
+def test_residual_vgg_rejects_images_the_pools_cannot_halve():
+    with pytest.raises(ValueError, match="ResidualVGG: input must be .* divisible by 8.*\\(2, 3, 28, 28\\)"):
+        ResidualVGG(1)(md.tensor(np.zeros((2, 3, 28, 28), np.float32)))
+
+
+# ---------------------------------------------------------------- the chapter
+
+pytest.importorskip("matplotlib")
+
+
+def test_the_tables_cells_share_configurations():
+    chapter = load_chapter()
+    preset = chapter.PRESETS["paper"]
+    configs = chapter.configurations("paper", preset, chapter.TABLES, {})
+    # 4 learning rates + 4 more weight decays + 4 more batch sizes + 3 new combinations (wd 1e-3 / 1e-4 at
+    # batch 100 are Table 3's cells): the report's 16 configurations, 80 runs with five seeds.
+    assert len(configs) == 16
+    assert "lr=0.001,wd=0,bs=100" in configs and "lr=0.001,wd=0.0005,bs=50" in configs
+    assert chapter.PRESETS["paper"]["seeds"] == [0, 2045458, 186285, 2122020, 11132]
+
+
+def test_shrink_pools_and_pads_the_images():
+    chapter = load_chapter()
+    from minideep.data import load_dataset
+
+    data = load_dataset("bundled", "test").subset(20, 0)
+    small = chapter.shrink(data, 8)
+    assert small.images.shape == (20, 1, 8, 8) and small.images.dtype == np.uint8
+    expected = data.images[:, :, :28, :28].reshape(20, 1, 7, 4, 7, 4).astype(np.float32).mean(axis=(3, 5))
+    np.testing.assert_allclose(small.images[:, :, :7, :7], np.rint(expected))
+    assert (small.images[:, :, 7, :] == 0).all() and (small.images[:, :, :, 7] == 0).all()
+
+
+def test_smoke_preset_runs_every_table_and_writes_results(tmp_path):
+    chapter = load_chapter()
+    results = chapter.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["tables"] == list(chapter.TABLES) and saved["dataset"]["name"] == "bundled"
+    assert saved["dataset"]["image_shape"] == [1, 8, 8]
+    configs = chapter.configurations("smoke", chapter.PRESETS["smoke"], chapter.TABLES, {})
+    assert set(saved["variants"]) == set(configs)
+    for name, entry in saved["variants"].items():
+        assert set(entry["runs"]) == {"0", "1"}  # every configuration with both seeds
+        for run in entry["runs"].values():
+            assert run["diverged"] or 0.0 <= run["test_accuracy"] <= 1.0
+    assert saved["sweep"]["failed"] == [] and saved["sweep"]["ran"] == 2 * len(configs)
+    for row in saved["summary"]:
+        accs = [r["val_accuracy"] for r in saved["variants"][row["name"]]["runs"].values() if not r["diverged"]]
+        if len(accs) == 2:
+            assert row["val_accuracy"]["mean"] == pytest.approx(np.mean(accs))
+            assert row["val_accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))
+    text = (tmp_path / "tables.txt").read_text()
+    for title in ("Table 2", "Table 3", "Table 4", "Table 5", "Table 6"):
+        assert title in text
+    assert "77.2 ± 0.6" in text and "±" in text  # the report's numbers beside ours
+    for figure in saved["figures"]:
+        assert (tmp_path / figure).stat().st_size > 1000
+    assert "sweep_learning_rate.png" in saved["figures"] and "curves_default_vs_best.png" in saved["figures"]
+    assert len(list((tmp_path / "runs").glob("*/seed*.json"))) == 2 * len(configs)
+    assert results["variants"].keys() == saved["variants"].keys()
+
+
+def test_restart_skips_finished_runs_and_reruns_nothing(tmp_path, monkeypatch):
+    chapter = load_chapter()
+    args = ["--preset", "smoke", "--out", str(tmp_path), "--no-progress", "--tables", "learning_rate"]
+    first = chapter.main(args)
+    calls = []
+    real = chapter.run_one
+    monkeypatch.setattr(chapter, "run_one", lambda run: calls.append(run.key) or real(run))
+    again = chapter.main(args + ["--resume", "--tables", "learning_rate", "batch_size"])
+    # Only the batch-size cells that Table 2 did not already have were trained.
+    assert calls == [f"lr=0.001,wd=0,bs=10/seed{s}" for s in (0, 1)]
+    assert again["sweep"]["skipped"] == 4
+    for name in first["variants"]:
+        assert again["variants"][name]["runs"] == first["variants"][name]["runs"]
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+    chapter = load_chapter()
+    real = chapter.run_one
+
+    def flaky(run):
+        if run.config["lr"] == 1e-2 and run.seed == 1:
+            raise MemoryError("out of memory (simulated)")
+        return real(run)
+
+    monkeypatch.setattr(chapter, "run_one", flaky)
+    results = chapter.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress", "--tables", "learning_rate"])
+    assert results["sweep"]["failed"] == [{"name": "lr=0.01,wd=0,bs=20", "seed": 1,
+                                           "error": "MemoryError: out of memory (simulated)"}]
+    assert set(results["variants"]["lr=0.001,wd=0,bs=20"]["runs"]) == {"0", "1"}
+    assert "Failed runs:" in (tmp_path / "tables.txt").read_text()
+
+
+def test_a_process_pool_gives_the_same_tables(tmp_path):
+    chapter = load_chapter()
+    args = ["--preset", "smoke", "--no-progress", "--tables", "learning_rate"]
+    one = chapter.main(args + ["--out", str(tmp_path / "one")])
+    pool = chapter.main(args + ["--out", str(tmp_path / "pool"), "--workers", "2"])
+    for name, entry in one["variants"].items():
+        for seed, run in entry["runs"].items():
+            other = pool["variants"][name]["runs"][seed]
+            # One convolution thread per pool process instead of two: the same numbers up to float32 rounding.
+            assert other["test_accuracy"] == pytest.approx(run["test_accuracy"], abs=1e-6)
+            for mine, theirs in zip(other["history"], run["history"]):
+                assert {k: pytest.approx(v, rel=1e-5) for k, v in mine.items() if k != "time"} == \
+                    {k: v for k, v in theirs.items() if k != "time"}
+
+
+def test_check_script_reports_each_claim(tmp_path):
+    chapter = load_chapter()
+    chapter.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_chapter_07.py"), str(tmp_path / "results.json")],
+                          capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert len(lines) >= 4, done.stdout + done.stderr
+    assert "not the quick preset" in done.stdout  # the smoke preset is too small to judge the claims
