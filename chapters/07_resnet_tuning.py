@@ -42,7 +42,6 @@ from minideep.backend import check_device  # noqa: E402
 from minideep.data.transforms import pad_to  # noqa: E402
 from minideep.experiment import PRESETS as PRESET_NAMES, format_table, machine, versions, write_json_atomic  # noqa: E402
 from minideep.models import ResidualVGG  # noqa: E402
-from minideep.ops import conv as conv_ops  # noqa: E402
 from minideep.recipes import chapter_data, train_classifier  # noqa: E402
 from minideep.train import TrainingDiverged  # noqa: E402
 
@@ -189,9 +188,6 @@ def _resized(data, size: int):
 def run_one(run: sweep.Run) -> dict:
     """Train the residual VGG with one configuration and seed; the report's accuracies and the history."""
     cfg = run.config
-    if run.settings.get("threads"):
-        # Runs side by side in processes: one convolution thread each, not two per process on two cores.
-        conv_ops.THREADS = run.settings["threads"]
     data = load_data(cfg["dataset"], cfg["preset"], run.settings.get("data_dir"), cfg["n_train"], cfg["n_val"],
                      cfg["n_test"], cfg["size"], cfg["augment"])
     md.manual_seed(run.seed)
@@ -447,9 +443,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"[{CHAPTER}] {len(configs)} configurations x {len(seeds)} seeds = {len(configs) * len(seeds)} runs "
           f"({args.preset} preset, {args.device})")
 
-    threads = max(1, (os.cpu_count() or 1) // options["workers"]) if options["workers"] > 1 else None
-    settings = {"data_dir": data_dir, "progress": progress, "threads": threads}
-    result = sweep.run_sweep(run_one, configs, seeds, runs_dir, settings=settings, **options)
+    settings = {"data_dir": data_dir, "progress": progress}
+    # Runs side by side share the cores out (one convolution thread each on 2 cores), not two threads each.
+    result = sweep.run_sweep(run_one, configs, seeds, runs_dir, settings=settings, threads_per_run="auto", **options)
     variants, summary = collect(result.records, configs)
     results = {
         "chapter": CHAPTER, "preset": args.preset,

@@ -35,6 +35,13 @@ def ray_env_job(run: Run) -> dict:
     return {"runtime_env": ray.get_runtime_context().runtime_env, "val_accuracy": score(run.config, run.seed)}
 
 
+def threads_job(run: Run) -> dict:
+    """How many convolution threads the job's process has."""
+    from minideep.ops import conv
+
+    return {"threads": conv.THREADS}
+
+
 def not_a_dict_job(run: Run):
     return [1, 2, 3]
 
@@ -218,6 +225,21 @@ def test_process_pool_gives_the_same_summary_as_one_process(tmp_path):
     assert {r["pid"] for r in pool.records.values()} != {r["pid"] for r in one.records.values()}
 
 
+def test_pool_processes_share_the_cores_out(tmp_path):
+    import os
+
+    from minideep.ops import conv
+
+    before = conv.THREADS
+    shared = run_sweep(threads_job, {"a": {"x": 1}}, [0, 1], tmp_path / "auto", workers=2, threads_per_run="auto",
+                       log=None)
+    expected = max(1, (os.cpu_count() or 1) // 2)
+    assert [r["result"]["threads"] for r in shared.records.values()] == [expected, expected]
+    assert conv.THREADS == before  # this process keeps its own
+    default = run_sweep(threads_job, {"a": {"x": 1}}, [0, 1], tmp_path / "default", workers=2, log=None)
+    assert [r["result"]["threads"] for r in default.records.values()] == [before, before]
+
+
 def test_process_pool_refuses_a_job_it_cannot_send(tmp_path):
     with pytest.raises(TypeError, match="cannot be sent to worker processes"):
         run_sweep(lambda run: {}, {"a": {"x": 1}}, [0], tmp_path, workers=2, log=None)
@@ -227,6 +249,7 @@ def test_process_pool_refuses_a_job_it_cannot_send(tmp_path):
     ({"backend": "slurm"}, "backend must be one of"),
     ({"workers": 0}, "workers must be an int >= 1"),
     ({"gpus_per_run": -1}, "cpus_per_run and gpus_per_run must be >= 0"),
+    ({"threads_per_run": 0}, "threads_per_run must be None, 'auto' or an int >= 1"),
 ])
 def test_bad_sweep_options_are_named(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=f"run_sweep: {message}"):
@@ -315,8 +338,10 @@ def test_ray_sweep_gives_the_same_summary_as_the_local_backend(local_ray, tmp_pa
 def test_ray_tasks_ask_ray_for_their_resources(local_ray, tmp_path):
     # Two CPUs in the instance, two per run: Ray runs them one at a time; a GPU request on a
     # machine without one would wait forever, so only CPUs are checked here.
-    result = run_sweep(tiny_job, {"a": {"x": 1}}, [0, 1], tmp_path, backend="ray", cpus_per_run=2, log=None)
+    result = run_sweep(threads_job, {"a": {"x": 1}}, [0, 1], tmp_path, backend="ray", cpus_per_run=2,
+                       threads_per_run="auto", log=None)
     assert [r["status"] for r in result.records.values()] == ["ok", "ok"]
+    assert [r["result"]["threads"] for r in result.records.values()] == [2, 2]  # threads = the CPUs asked for
 
 
 @pytest.mark.slow
