@@ -23,7 +23,6 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402 - after the thread setting, like every import below
-import functools  # noqa: E402
 import math  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -159,13 +158,15 @@ def shrink(dataset, size: int):
     return replace(dataset, images=np.ascontiguousarray(pad_to(np.rint(x).astype(np.uint8), size)))
 
 
-@functools.lru_cache(maxsize=2)
 def load_data(dataset: str, preset: str, data_dir: str | None, n_train: int | None, n_val: int | None,
               n_test: int | None, size: int, augment: bool):
     """The chapter's splits, loaded once per process (every run of a worker shares them)."""
-    data = chapter_data(dataset, "cifar100", preset, data_dir=data_dir, n_train=n_train, n_val=n_val, n_test=n_test,
-                        augment=augment, coursework=True)
-    return data if data.train.images.shape[-1] == size else _resized(data, size)
+    def make():
+        data = chapter_data(dataset, "cifar100", preset, data_dir=data_dir, n_train=n_train, n_val=n_val,
+                            n_test=n_test, augment=augment, coursework=True)
+        return data if data.train.images.shape[-1] == size else _resized(data, size)
+
+    return sweep.per_process((CHAPTER, dataset, preset, data_dir, n_train, n_val, n_test, size, augment), make)
 
 
 def _resized(data, size: int):

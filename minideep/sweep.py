@@ -178,6 +178,24 @@ def _jsonable(value: Any, what: str) -> Any:
 # One job
 # ----------------------------------------------------------------------------------------
 
+_PER_PROCESS: dict[Any, Any] = {}
+
+
+def per_process(key: Any, make: Callable[[], Any]) -> Any:
+    """``make()`` once per process and key, then the same object: a worker's data set, shared by its runs.
+
+    Use it rather than ``functools.lru_cache`` in a job's script: Ray sends a script's job
+    function by value, and a cache decorator in the script does not survive the trip (the
+    worker's ``__main__`` is not the script), while this cache lives in minideep itself.
+
+    Example::
+
+        data = per_process(("cifar100", n_train), lambda: load_cifar(n_train))
+    """
+    if key not in _PER_PROCESS:
+        _PER_PROCESS[key] = make()
+    return _PER_PROCESS[key]
+
 
 def _record(run: Run, status: str, started: float, **fields: Any) -> dict[str, Any]:
     return {

@@ -182,3 +182,21 @@ def test_check_script_reports_each_claim(tmp_path):
     lines = [line for line in done.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert len(lines) >= 4, done.stdout + done.stderr
     assert "not the quick preset" in done.stdout  # the smoke preset is too small to judge the claims
+
+
+@pytest.mark.slow
+def test_the_tables_through_a_local_ray_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    chapter = load_chapter()
+    args = ["--preset", "smoke", "--no-progress", "--tables", "learning_rate"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        # The job function goes to the workers by value (its script is not importable there).
+        on_ray = chapter.main(args + ["--out", str(tmp_path / "ray"), "--backend", "ray"])
+    finally:
+        ray.shutdown()
+    here = chapter.main(args + ["--out", str(tmp_path / "here")])
+    assert on_ray["sweep"]["failed"] == [] and on_ray["sweep"]["ran"] == 4
+    for name, entry in here["variants"].items():
+        for seed, run in entry["runs"].items():
+            assert on_ray["variants"][name]["runs"][seed]["test_accuracy"] == pytest.approx(run["test_accuracy"], abs=1e-6)
