@@ -412,7 +412,17 @@ class Module:
         return lines
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: their children, in order, as a sequence."""
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class Sequential(_ModuleSequence):
     """Modules applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
 
     Children are named "0", "1", ... (or by the keys of an ``OrderedDict`` passed alone).
@@ -445,12 +455,6 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def __getitem__(self, index: int | slice) -> Any:
         items = list(self._modules.items())
         if isinstance(index, slice):
@@ -458,7 +462,7 @@ class Sequential(Module):
         return items[_check_index("Sequential", index, len(items))][1]
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules whose parameters are registered (a plain Python list would hide them).
 
     Children are named "0", "1", ...; supports ``len``, iteration, indexing, ``append`` and
@@ -486,12 +490,6 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
         return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
 
     def __getitem__(self, index: int | slice) -> Any:
         modules = list(self._modules.values())
