@@ -16,6 +16,10 @@ import pytest
 import minideep as md
 from minideep.backend import gpu_available, to_device
 
+# Under CI=true a skip that does not name the GPU fails the run (tests/skip_policy.py);
+# pytester runs the policy's own tests in a scratch folder.
+pytest_plugins = ["skip_policy", "pytester"]
+
 
 def _device_params() -> list[Any]:
     params: list[Any] = ["cpu"]
