@@ -194,3 +194,39 @@ def test_wrong_input_channels_are_reported():
 def test_unknown_activation_is_reported():
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         vgg08(activation="swish")
+
+
+# Pricope (2021)'s residual VGG: a strided 1x1 convolution shortcut (+ BN) around each reduction block.
+@pytest.mark.parametrize(
+    "blocks, batch_norm, expected",
+    # Each of the three reduction blocks adds a 32x32 1x1 convolution (1,024) and, with BN, 64 for its BN.
+    [(0, True, 60_100 + 3 * (1024 + 64)), (5, True, 338_500 + 3 * (1024 + 64)), (5, False, 336_196 + 3 * 1024)],
+    ids=["vgg08_bn_res", "vgg38_bn_res", "vgg38_res"],
+)
+def test_projection_shortcuts_add_pricopes_1x1_convolutions(blocks, batch_norm, expected):
+    model = VGG(blocks, batch_norm=batch_norm, residual=True, shortcut="projection")
+    assert model.num_parameters() == expected
+    assert model.reduction_block_0.shortcut.stride == (2, 2) and model.reduction_block_0.shortcut.kernel_size == (1, 1)
+
+
+def test_coursework_residual_vgg08_is_vgg08_but_pricopes_is_not():
+    # The coursework puts shortcuts around processing blocks only, and VGG08 has none.
+    md.manual_seed(0)
+    plain = VGG(0, batch_norm=True).double()
+    x = md.tensor(np.random.default_rng(0).standard_normal((2, 3, 8, 8)))
+    for shortcut, same in (("coursework", True), ("projection", False)):
+        md.manual_seed(0)
+        residual = VGG(0, batch_norm=True, residual=True, shortcut=shortcut).double()
+        residual.load_state_dict(plain.state_dict(), strict=False)
+        assert np.array_equal(residual(x).numpy(), plain(x).numpy()) is same, shortcut
+
+
+def test_projection_shortcuts_stay_out_of_the_gradient_flow_plot():
+    model = VGG(5, batch_norm=True, residual=True, shortcut="projection")
+    names = [name for name, _ in gradient_flow_parameters(model)]
+    assert len(names) == len(gradient_flow_parameters(VGG(5, batch_norm=True))) and not any("shortcut" in n for n in names)
+
+
+def test_unknown_shortcut_is_reported():
+    with pytest.raises(ValueError, match="VGG: shortcut must be one of .*'coursework', 'projection'.*got 'pooled'"):
+        VGG(0, residual=True, shortcut="pooled")

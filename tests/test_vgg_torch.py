@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 
 import minideep as md  # noqa: E402
 import minideep.nn.functional as F  # noqa: E402
+from minideep import optim  # noqa: E402
 from minideep.models import VGG, vgg08  # noqa: E402
 from torch_vgg import build_torch_vgg, max_relative_error, torch_grads, torch_state  # noqa: E402
 
@@ -18,6 +19,10 @@ CONFIGS = {
     "residual_vgg38": dict(num_blocks_per_stage=5, residual=True),
     "bn_residual_vgg38": dict(num_blocks_per_stage=5, batch_norm=True, residual=True),
     "sigmoid_vgg_2x2": dict(num_blocks_per_stage=2, num_stages=2, activation="sigmoid"),
+    # Pricope (2021)'s residual networks: a strided 1x1 convolution shortcut around each reduction block too.
+    "pricope_bn_residual_vgg08": dict(num_blocks_per_stage=0, batch_norm=True, residual=True, shortcut="projection"),
+    "pricope_bn_residual_vgg38": dict(num_blocks_per_stage=5, batch_norm=True, residual=True, shortcut="projection"),
+    "pricope_residual_vgg_2x2": dict(num_blocks_per_stage=2, num_stages=2, residual=True, shortcut="projection"),
 }
 
 
@@ -109,3 +114,54 @@ def test_float32_model_agrees_with_pytorch_to_float32_precision():
     assert logits.dtype == np.float32
     expected = reference(torch.from_numpy(x.astype(np.float32))).detach().numpy()
     assert max_relative_error(logits.numpy(), expected) < 1e-5
+
+
+def test_projection_shortcut_on_odd_maps_matches_pytorch():
+    # 12 -> 6 -> 3 -> 1: the last reduction block pools a 3x3 map, and its shortcut reads the cropped 2x2.
+    md.manual_seed(4)
+    model = VGG(1, num_classes=10, batch_norm=True, residual=True, shortcut="projection").double()
+    reference = build_torch_vgg(model)
+    x, y = _batch(size=12)
+    logits, loss, grads = _loss_and_grads(model, x, y)
+    t_logits, t_loss, t_grads = _torch_loss_and_grads(reference, x, y)
+    assert max_relative_error(logits, t_logits) < REL
+    assert abs(loss - t_loss) <= REL * abs(t_loss)
+    for name in ("reduction_block_2.shortcut.weight", "reduction_block_0.shortcut.weight", "input_conv.conv.weight"):
+        assert max_relative_error(grads[name], t_grads[name]) < REL, name
+
+
+TRAJECTORY_STEPS = 20
+TRAJECTORY_REL = 1e-6
+TRAJECTORIES = {
+    "vgg08": dict(num_blocks_per_stage=0),
+    "vgg38_bn_res": dict(num_blocks_per_stage=5, batch_norm=True, residual=True),
+    "vgg38_bn_res_projection": dict(num_blocks_per_stage=5, batch_norm=True, residual=True, shortcut="projection"),
+}
+
+
+@pytest.mark.parametrize("config", list(TRAJECTORIES), ids=list(TRAJECTORIES))
+def test_twenty_adam_steps_follow_pytorchs_trajectory(config):
+    """Same initial weights, same batches in the same order, Adam with weight decay: the same run.
+
+    Chapter 03's PyTorch twin (scripts/torch_twin_03.py) trains this way; here, in float64,
+    every step's loss and the final parameters and BN statistics must agree to 1e-6.
+    """
+    md.manual_seed(5)
+    model = VGG(num_classes=10, **TRAJECTORIES[config]).double()
+    reference = build_torch_vgg(model)
+    opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    t_opt = torch.optim.Adam(reference.parameters(), lr=1e-3, weight_decay=1e-4)
+    for step in range(TRAJECTORY_STEPS):
+        x, y = _batch(seed=100 + step, n=8)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(md.tensor(x)), y)
+        loss.backward()
+        opt.step()
+        t_opt.zero_grad()
+        t_loss = torch.nn.functional.cross_entropy(reference(torch.from_numpy(x)), torch.from_numpy(y))
+        t_loss.backward()
+        t_opt.step()
+        assert abs(loss.item() - t_loss.item()) <= TRAJECTORY_REL * abs(t_loss.item()), f"step {step}"
+    expected = torch_state(reference)
+    for name, value in model.state_dict().items():
+        assert max_relative_error(value, expected[name]) < TRAJECTORY_REL, name

@@ -74,35 +74,46 @@ class TorchProcessing(tnn.Module):
 
 
 class TorchReduction(tnn.Module):
-    """act(conv) -> avg_pool2d(2) -> act(conv), convolutions with bias, optional BN before each act."""
+    """act(conv) -> avg_pool2d(2) -> act(conv), convolutions with bias, optional BN before each act.
 
-    def __init__(self, filters: int, batch_norm: bool, act) -> None:
+    With ``projection`` (Pricope 2021): act(... + [BN](conv1x1 stride 2 (x))), the input cropped
+    to even height and width first, as the average pool drops an odd last row and column.
+    """
+
+    def __init__(self, filters: int, batch_norm: bool, act, projection: bool = False) -> None:
         super().__init__()
         self.conv_0 = _conv(filters, filters, bias=True)
         self.bn_0 = tnn.BatchNorm2d(filters) if batch_norm else None
         self.conv_1 = _conv(filters, filters, bias=True)
         self.bn_1 = tnn.BatchNorm2d(filters) if batch_norm else None
+        self.shortcut = tnn.Conv2d(filters, filters, kernel_size=1, stride=2, bias=False) if projection else None
+        self.shortcut_bn = tnn.BatchNorm2d(filters) if projection and batch_norm else None
         self.act = act
 
     def forward(self, x):
         out = self.conv_0(x)
         out = TF.avg_pool2d(self.act(self.bn_0(out) if self.bn_0 is not None else out), 2)
         out = self.conv_1(out)
-        return self.act(self.bn_1(out) if self.bn_1 is not None else out)
+        out = self.bn_1(out) if self.bn_1 is not None else out
+        if self.shortcut is not None:
+            h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+            skip = self.shortcut(x[:, :, :h, :w])
+            out = out + (self.shortcut_bn(skip) if self.shortcut_bn is not None else skip)
+        return self.act(out)
 
 
 class TorchVGG(tnn.Module):
     """The coursework's ConvolutionalNetwork, with minideep's module names."""
 
     def __init__(self, num_blocks_per_stage: int, num_stages: int, filters: int, num_classes: int, in_channels: int,
-                 batch_norm: bool, residual: bool, activation: str) -> None:
+                 batch_norm: bool, residual: bool, activation: str, projection: bool = False) -> None:
         super().__init__()
         act = _activation(activation)
         self.input_conv = TorchEntry(in_channels, filters, act)
         for i in range(num_stages):
             for j in range(num_blocks_per_stage):
                 self.add_module(f"block_{i}_{j}", TorchProcessing(filters, batch_norm, residual, act))
-            self.add_module(f"reduction_block_{i}", TorchReduction(filters, batch_norm, act))
+            self.add_module(f"reduction_block_{i}", TorchReduction(filters, batch_norm, act, projection))
         self.logit_linear = tnn.Linear(filters, num_classes)
 
     def forward(self, x):
@@ -118,7 +129,7 @@ def build_torch_vgg(model: Any) -> TorchVGG:
     reference = TorchVGG(
         model.num_blocks_per_stage, model.num_stages, model.input_conv.conv.out_channels,
         model.logit_linear.out_features, model.input_conv.conv.in_channels, model.batch_norm, model.residual,
-        model.activation_name,
+        model.activation_name, projection=getattr(model, "shortcut", None) == "projection",
     ).double()
     load_into_torch(reference, model.state_dict())
     reference.train(model.training)

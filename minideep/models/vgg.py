@@ -13,7 +13,9 @@ F = ``num_filters`` (32) channels everywhere and leaky ReLU (slope 0.01):
 
 The entry BN is there even in the "plain" networks. ``batch_norm=True`` adds BN after every
 other convolution too (before its activation); ``residual=True`` makes each processing
-block act(x + F(x)), F(x) = BN(conv(act(BN(conv(x))))), the reduction blocks stay plain.
+block act(x + F(x)), F(x) = BN(conv(act(BN(conv(x))))); the reduction blocks stay plain
+(the coursework's network) or, with ``shortcut="projection"``, get Pricope's (2021) strided
+1x1 convolution shortcut.
 Every weight starts at PyTorch's default (U(+-1/sqrt(fan_in)) for convolutions and the
 linear layer, weights and biases; BN gamma 1, beta 0): under that init the 37-convolution
 plain network's gradient vanishes, which is the experiment.
@@ -93,6 +95,40 @@ class ReductionBlock(Module):
         return self.activation(out if self.bn_1 is None else self.bn_1(out))
 
 
+class ProjectionReductionBlock(ReductionBlock):
+    """y = act(R(x) + BN_s(conv1x1_s2(x))): the reduction block with Pricope's (2021) projection shortcut.
+
+    R(x) is :class:`ReductionBlock`'s body (conv, act, 2x2 average pool, conv, BN where
+    ``batch_norm``). The identity cannot skip a block that halves the map, so Pricope
+    projects it "as a 1x1 conv with appropriate stride" (He et al. 2016's option B): a learnt
+    1x1 convolution with stride 2 and no bias, followed by BN when ``batch_norm`` (as in He et
+    al.; Pricope does not say, and a bias would only duplicate BN's beta). With stride 2 the
+    projection reads the top-left pixel of every 2x2 pooling window; on an odd map the pool
+    drops the last row and column, so the projection reads the input cropped the same way.
+
+    Shapes: (N, F, H, W) -> (N, F, H // 2, W // 2). Parameters beyond the reduction block's:
+    ``shortcut.weight`` (F x F x 1 x 1) and ``shortcut_bn.weight``/``shortcut_bn.bias``.
+    """
+
+    def __init__(self, num_filters: int, batch_norm: bool, activation: str, init: Any, dtype: Any) -> None:
+        super().__init__(num_filters, batch_norm, activation, init, dtype)
+        self.shortcut = Conv2d(num_filters, num_filters, 1, stride=2, bias=False, init=init, dtype=dtype)
+        self.shortcut_bn = BatchNorm2d(num_filters, dtype=dtype) if batch_norm else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv_0(x)
+        out = self.pool(self.activation(out if self.bn_0 is None else self.bn_0(out)))
+        out = self.conv_1(out)
+        out = out if self.bn_1 is None else self.bn_1(out)
+        height, width = x.shape[-2:]
+        skip = self.shortcut(x if height % 2 == 0 and width % 2 == 0 else x[:, :, :height - height % 2, :width - width % 2])
+        return self.activation(out + (skip if self.shortcut_bn is None else self.shortcut_bn(skip)))
+
+
+#: Where the residual VGG puts its shortcuts (``VGG(residual=True, shortcut=...)``).
+SHORTCUTS = ("coursework", "projection")
+
+
 class VGG(Module):
     """The coursework's VGG: an entry block, ``num_stages`` stages, global pooling and a linear head.
 
@@ -108,6 +144,13 @@ class VGG(Module):
         in_channels: input channels (default 3).
         batch_norm: BN after every convolution (the entry BN is always there).
         residual: identity shortcuts around the processing blocks (``nn.ResidualBlock``).
+        shortcut: which residual network ``residual=True`` builds. ``"coursework"`` (default):
+            the coursework framework's, shortcuts around the processing blocks only (VGG08
+            has none, so its residual version is VGG08 itself). ``"projection"``: Pricope
+            (2021)'s, which also puts a strided 1x1 convolution shortcut around each
+            reduction block (:class:`ProjectionReductionBlock`). The MLP report's third kind,
+            an average-pooled identity around the reduction blocks, is
+            :class:`~minideep.models.residual_vgg.ResidualVGG`.
         activation: "leaky_relu" (default, slope 0.01), "relu", "sigmoid" or "tanh".
         init: weight init of every convolution and the linear layer; None (default) is
             PyTorch's default, which the coursework used (see ``minideep.nn.init``).
@@ -130,9 +173,11 @@ class VGG(Module):
     """
 
     def __init__(self, num_blocks_per_stage: int, num_stages: int = 3, num_filters: int = 32, num_classes: int = 100,
-                 in_channels: int = 3, batch_norm: bool = False, residual: bool = False,
+                 in_channels: int = 3, batch_norm: bool = False, residual: bool = False, shortcut: str = "coursework",
                  activation: str = "leaky_relu", init: Any = None, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f"VGG: shortcut must be one of {SHORTCUTS}, got {shortcut!r}")
         for name, value, low in (("num_blocks_per_stage", num_blocks_per_stage, 0), ("num_stages", num_stages, 1),
                                  ("num_filters", num_filters, 1), ("num_classes", num_classes, 1),
                                  ("in_channels", in_channels, 1)):
@@ -140,6 +185,8 @@ class VGG(Module):
                 raise ValueError(f"VGG: {name} must be an int >= {low}, got {value!r}")
         self.num_blocks_per_stage, self.num_stages = num_blocks_per_stage, num_stages
         self.batch_norm, self.residual, self.activation_name = batch_norm, residual, activation
+        self.shortcut = shortcut if residual else None
+        reduction = ProjectionReductionBlock if self.shortcut == "projection" else ReductionBlock
         self.input_conv = EntryBlock(in_channels, num_filters, activation, init, dtype)
         for i in range(num_stages):
             for j in range(num_blocks_per_stage):
@@ -149,7 +196,7 @@ class VGG(Module):
                 else:
                     block = ProcessingBlock(num_filters, batch_norm, activation, init, dtype)
                 self.add_module(f"block_{i}_{j}", block)
-            self.add_module(f"reduction_block_{i}", ReductionBlock(num_filters, batch_norm, activation, init, dtype))
+            self.add_module(f"reduction_block_{i}", reduction(num_filters, batch_norm, activation, init, dtype))
         self.global_pool = AdaptiveAvgPool2d(1)
         self.flatten = Flatten()
         self.logit_linear = Linear(num_filters, num_classes, init=init, dtype=dtype)
@@ -166,7 +213,8 @@ class VGG(Module):
 
     def extra_repr(self) -> str:
         return (f"num_blocks_per_stage={self.num_blocks_per_stage}, num_stages={self.num_stages}, "
-                f"batch_norm={self.batch_norm}, residual={self.residual}, activation={self.activation_name!r}")
+                f"batch_norm={self.batch_norm}, residual={self.residual}, "
+                + (f"shortcut={self.shortcut!r}, " if self.residual else "") + f"activation={self.activation_name!r}")
 
 
 def vgg08(**kwargs: Any) -> VGG:
@@ -183,6 +231,7 @@ def gradient_flow_parameters(model: Module) -> list[tuple[str, Parameter]]:
     """The parameters the coursework's gradient-flow plot shows: every one whose name has no "bias", in order.
 
     One point per weight tensor (BN gamma included, biases and BN beta skipped): 9 for
-    VGG08, 39 for VGG38. The statistic per point is mean(|dL/dW|).
+    VGG08, 39 for VGG38. The statistic per point is mean(|dL/dW|). Projection shortcuts
+    (``"projection"``) are left out: they are not on the chain of 38 layers the plot follows.
     """
-    return [(name, param) for name, param in model.named_parameters() if "bias" not in name]
+    return [(name, param) for name, param in model.named_parameters() if "bias" not in name and "shortcut" not in name]
