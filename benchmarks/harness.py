@@ -43,6 +43,65 @@ class Result:
         return d
 
 
+def other_runnable() -> int:
+    """Processes and threads of *other* programs running on the CPUs right now.
+
+    The kernel's ``procs_running`` (``/proc/stat``) counts every runnable thread, this one
+    included; the harness samples it while its own work is paused, so it sees the load that
+    competes with a timed block. The load average cannot say this: it also counts the
+    benchmark itself, and it lags by a minute. Returns -1 where ``/proc/stat`` is missing.
+    """
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("procs_running"):
+                    return max(0, int(line.split()[1]) - 1)  # minus the thread reading the file
+    except OSError:
+        pass
+    return -1
+
+
+@dataclass
+class Quiet:
+    """Whether a case was timed on a machine quiet enough for its threads, and the evidence.
+
+    A case with ``threads`` threads per framework on ``cores`` cores leaves ``cores - threads``
+    cores free; it is valid when, sampled between its timed blocks, other programs kept on
+    average no more runnable threads than that (a quarter of a core of slack for the samplers
+    and the kernel's own housekeeping).
+    """
+
+    threads: int
+    cores: int
+    samples: list[int]
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+    @property
+    def free_cores(self) -> int:
+        return max(0, self.cores - self.threads)
+
+    @property
+    def other_mean(self) -> float | None:
+        known = [s for s in self.samples if s >= 0]
+        return statistics.fmean(known) if known else None
+
+    @property
+    def valid(self) -> bool:
+        return self.other_mean is not None and self.other_mean <= self.free_cores + 0.25
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"threads": self.threads, "cores": self.cores, "free_cores": self.free_cores,
+                "other_runnable_mean": self.other_mean, "other_runnable_max": max(self.samples, default=None),
+                "load_before": self.load_before, "load_after": self.load_after, "valid": self.valid}
+
+    def describe(self) -> str:
+        mean = "unknown" if self.other_mean is None else f"{self.other_mean:.1f}"
+        state = "quiet" if self.valid else "UNDER LOAD"
+        return (f"{state}: other runnable {mean} (free cores {self.free_cores}), "
+                f"load {self.load_before[0]:.1f} -> {self.load_after[0]:.1f}")
+
+
 def _block(fn: Callable[[], Any], sync: Callable[[], None], calls: int) -> float:
     """Mean seconds per call over ``calls`` back-to-back calls."""
     sync()
@@ -61,11 +120,14 @@ def compare(
     min_block_s: float = 0.05,
     pause_s: float = 0.2,
     syncs: dict[str, Callable[[], None]] | None = None,
+    samples: list[int] | None = None,
 ) -> dict[str, float]:
     """Median per-call seconds of each function in ``fns``, timed in interleaved blocks.
 
     A block repeats the call until it lasts about ``min_block_s`` (so that millisecond ops
     are not timed one call at a time); ``rounds`` blocks per function give the median.
+    At the end of each pause before a block, :func:`other_runnable` is appended to ``samples``
+    (when given): the competing load each block started under.
     """
     syncs = syncs or {}
     nosync = lambda: None  # noqa: E731
@@ -80,6 +142,8 @@ def compare(
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
             time.sleep(pause_s)
+            if samples is not None:
+                samples.append(other_runnable())
             times[name].append(_block(fns[name], syncs.get(name, nosync), calls[name]))
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     medians.update({f"{name}_min": min(ts) for name, ts in times.items()})

@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--framework", choices=["minideep", "torch"], required=True)
     parser.add_argument("--blocks", type=int, default=5, help="5: VGG38, 0: VGG08")
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="threads of the framework measured")
     args = parser.parse_args()
 
     import models  # noqa: PLC0415 - benchmarks/models.py
@@ -52,9 +53,12 @@ def main() -> None:
     if args.framework == "torch":
         import torch  # noqa: PLC0415
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.threads)
         step = models.torch_vgg_step(args.blocks)
     else:
+        import minideep as md  # noqa: PLC0415
+
+        md.set_num_threads(args.threads)
         step = models.md_vgg_step(args.blocks)
     reset = _reset_peak()
     baseline = _status_kib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -62,7 +66,7 @@ def main() -> None:
         step()
     peak = _status_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
-        "framework": args.framework, "blocks": args.blocks, "steps": args.steps,
+        "framework": args.framework, "blocks": args.blocks, "steps": args.steps, "threads": args.threads,
         "baseline_mib": baseline / 1024, "peak_mib": peak / 1024, "growth_mib": (peak - baseline) / 1024,
         "method": "VmHWM after clear_refs" if reset else "getrusage ru_maxrss",
     }))
