@@ -122,14 +122,91 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 _EXAMPLE_HEADING = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)
 # Sphinx roles such as :func:`x` or :class:`~pathlib.Path` would show up verbatim.
 _SPHINX_ROLE = re.compile(r":(?:func|class|meth|attr|data|mod|obj|exc):`~?([^`]+)`")
+# reST literal blocks: "Example::", "text::" and ".. math::", each followed by an indented block.
+_LITERAL = re.compile(r"^(?P<indent>\s*)(?P<text>.*?)::\s*$")
+# A parameter line whose name has stars ("*layers: ...", "**kwargs: ..."): griffe reads the name.
+_STARRED_NAME = re.compile(r"^(\s*\*{1,2}\w+:)(.*)$")
+# Inline code spans, which Markdown already shows literally.
+_CODE_SPAN = re.compile(r"(``.+?``|`[^`]+`)")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _literal_blocks(text: str) -> list[tuple[str, str]]:
+    """Split a docstring into ("text", ...) and ("code", ...) parts, turning reST into Markdown.
+
+    ``Example::`` becomes an ``Examples:`` section holding a fenced Python block, any other
+    ``text::`` a paragraph ending in ":" and a fenced block, ``.. math::`` a ``$$`` display
+    (arithmatex typesets it). The docstrings are written to read well in ``help()``: the site
+    shows them as written.
+    """
+    lines, parts, i = text.splitlines(), [], 0
+    while i < len(lines):
+        match = _LITERAL.match(lines[i])
+        if not match:
+            parts.append(("text", lines[i]))
+            i += 1
+            continue
+        indent, head = match["indent"], match["text"].strip()
+        j = i + 1
+        while j < len(lines) and (not lines[j].strip() or _indent(lines[j]) > len(indent)):
+            j += 1
+        block = lines[i + 1:j]
+        while block and not block[0].strip():
+            block.pop(0)
+        while block and not block[-1].strip():
+            block.pop()
+        depth = min((_indent(line) for line in block if line.strip()), default=0)
+        if head == ".. math":
+            inner, opening, closing = indent, "$$", "$$"
+        elif head == "Example":
+            inner, opening, closing = indent + "    ", "```python", "```"
+            parts.append(("text", f"{indent}Examples:"))
+        else:
+            inner, opening, closing = indent, "```text", "```"
+            parts += [("text", f"{indent}{head}:"), ("text", "")]
+        if head == ".. math":
+            parts.append(("text", ""))
+        parts.append(("code", inner + opening))
+        parts += [("code", inner + line[depth:] if line.strip() else "") for line in block]
+        parts += [("code", inner + closing), ("text", "")]
+        i = j
+    return parts
+
+
+def _literal_stars(line: str) -> str:
+    """Escape ``*`` outside code spans, so ``s*h + i`` is not read as emphasis."""
+    name = _STARRED_NAME.match(line)
+    prefix, rest = (name.group(1), name.group(2)) if name else ("", line)
+    pieces = _CODE_SPAN.split(rest)
+    return prefix + "".join(p if k % 2 else p.replace("*", "\\*") for k, p in enumerate(pieces))
+
+
+def render_as_written(text: str) -> str:
+    """The docstring ``text`` as Markdown that shows what ``help()`` shows (see the extension)."""
+    text = _EXAMPLE_HEADING.sub(r"\1Examples:", text)
+    text = _SPHINX_ROLE.sub(r"`\1`", text)
+    fenced, out = False, []
+    for kind, line in _literal_blocks(text):
+        if kind == "text" and line.lstrip().startswith("```"):
+            fenced = not fenced  # a fence written in the docstring itself
+        out.append(line if kind == "code" or fenced or line.lstrip().startswith("```") else _literal_stars(line))
+    return "\n".join(out)
 
 
 class PyTorchDocstrings(griffe.Extension):
-    """Normalise docstrings before griffe parses them: ``Example:`` and Sphinx roles."""
+    """Normalise docstrings before griffe parses them, so that the site shows them as written.
+
+    ``Example:`` and ``Example::`` become Google ``Examples:`` sections (the second with its
+    code fenced), other reST ``::`` literal blocks become fenced blocks, ``.. math::`` a
+    ``$$`` display, Sphinx roles plain code spans, and a ``*`` outside code (``s*h + i``)
+    stays a star instead of turning the text after it italic.
+    """
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         doc = obj.docstring
         if doc is None:
             return
-        text = _EXAMPLE_HEADING.sub(r"\1Examples:", doc.value)
-        doc.value = _SPHINX_ROLE.sub(r"`\1`", text)
+        doc.value = render_as_written(doc.value)

@@ -157,3 +157,30 @@ def test_top_level_api_page_lists_every_exported_name() -> None:
     page = (DOCS / "api" / "minideep.md").read_text()
     missing = [name for name in exported if f"`{name}`" not in page]
     assert not missing, f"docs/api/minideep.md does not list these names of minideep.__all__: {missing}"
+
+
+def _text_of(html: str) -> str:
+    """The visible text of an HTML fragment (tags dropped, entities decoded), without the source listings."""
+    import html as html_module  # noqa: PLC0415
+
+    html = re.sub(r'<details class="mkdocstrings-source">.*?</details>', "", html, flags=re.DOTALL)
+    return html_module.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def test_docstrings_render_as_written(site: Path) -> None:
+    # A star in a formula stays a star (not the start of italics), reST "Example::" becomes an
+    # Examples section with its code fenced, ".. math::" a typeset display.
+    conv = _html_of(site, "api/nn.md").read_text(encoding="utf-8")
+    assert "x_pad[n, c, s*h + i, s*w + j]" in _text_of(conv)
+    assert "Example::" not in _text_of(conv)
+    page_text = "".join(p.read_text(encoding="utf-8") for p in (site / "api").rglob("*.html"))
+    assert "Example::" not in _text_of(page_text) and ".. math::" not in _text_of(page_text)
+    assert "<em>h + i, s</em>" not in conv
+
+
+def test_long_signatures_are_split_one_parameter_a_line(site: Path) -> None:
+    # mkdocstrings formats signatures with Ruff (the docs extra installs it).
+    conv = _html_of(site, "api/nn.md").read_text(encoding="utf-8")
+    start = conv.index('id="minideep.nn.Conv2d"')
+    signature = _text_of(conv[conv.index("doc-signature", start):][:3000])
+    assert "Conv2d(\n    in_channels: int,\n    out_channels: int," in signature
