@@ -18,10 +18,10 @@ from minideep.checkpoint import load_checkpoint, save_checkpoint
 REPO = Path(__file__).resolve().parents[1]
 
 
-def python(code: str, **kwargs) -> subprocess.Popen:
-    """Start ``python -c code`` with this checkout's minideep first on the path."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, "-c", code], env=env, **kwargs)
+def python(code: str, args: list[str] = (), env_extra: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """Start ``python -c code args...`` with this checkout's minideep first on the path."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **(env_extra or {}))
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, **kwargs)
 
 
 def wait_for(condition, what: str, seconds: float = 60.0) -> None:
@@ -109,3 +109,180 @@ def test_kill_9_mid_checkpoint_write_leaves_a_temp_file_that_the_next_save_remov
     save_checkpoint(path, {"model": {"w": np.arange(4.0)}, "epoch": 2})
     assert list(path.parent.glob(".*.tmp")) == []
     assert load_checkpoint(path)["epoch"] == 2
+
+
+# ------------------------------------------------------------------------------------------
+# The Food-101 cache: full disks, killed builders, damaged caches
+# ------------------------------------------------------------------------------------------
+
+from minideep.data import DataFormatError, load_dataset  # noqa: E402
+from minideep.data import array_cache  # noqa: E402
+from minideep.data.errors import NotEnoughSpaceError  # noqa: E402
+from test_data_formats import _isolated, write_food101  # noqa: E402,F401 - _isolated is an autouse fixture
+
+# 3 classes x 3 photos; at 512 px the arrays need 9 x 3 x 512 x 512 = 7.1 MB.
+_BIG = 512
+
+
+@pytest.fixture
+def food(tmp_path: Path) -> Path:
+    """A tiny extracted ``food-101/`` folder under ``tmp_path/photos``; returns that root."""
+    pytest.importorskip("PIL")
+    write_food101(tmp_path / "photos")
+    return tmp_path / "photos"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 2 MB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_food101_cache_without_room_is_refused_before_writing(food, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIDEEP_DATA", str(food))
+    out = tmp_path / "out"
+    monkeypatch.setattr(array_cache.shutil, "disk_usage", lambda path: shutil_usage(total=10**7, free=10**6))
+    with pytest.raises(NotEnoughSpaceError) as err:
+        load_dataset("food101", data_dir=out, image_size=_BIG, progress=False)
+    message = str(err.value)
+    assert str(out / "food101" / f"processed-{_BIG}px") in message
+    assert f"{9 * 3 * _BIG * _BIG:,} bytes" in message and "1,000,000 bytes" in message and "--data-dir" in message
+    assert leftovers(out) == []
+
+
+def shutil_usage(total: int, free: int):
+    import shutil
+
+    return shutil._ntuple_diskusage(total, total - free, free)
+
+
+_BUILD_ON = """
+import sys
+from minideep.data import array_cache, load_dataset
+if sys.argv[2] == "lie":  # the disk fills after the check: say there is room, as a racing writer would
+    array_cache.check_free_space = lambda folder, needed, what: None
+load_dataset("food101", data_dir=sys.argv[1], image_size=%d, progress=False)
+""" % _BIG
+
+
+@pytest.mark.parametrize("check", ["honest", "lie"])
+def test_food101_cache_on_a_real_full_disk_is_an_error_not_sigbus(food, tmp_path, small_disk, check):
+    env = {"MINIDEEP_DATA": str(food), "XDG_CACHE_HOME": str(tmp_path / "xdg"), "MINIDEEP_OFFLINE": "1"}
+    build = python(_BUILD_ON, stderr=subprocess.PIPE, text=True, env_extra=env, args=[str(small_disk), check])
+    _, stderr = build.communicate(timeout=120)
+    assert build.returncode == 1, f"exit {build.returncode} (-7 is SIGBUS): {stderr[-2000:]}"
+    assert "NotEnoughSpaceError" in stderr and str(small_disk / "food101") in stderr
+    assert ("filled up" if check == "lie" else "are free there") in stderr
+    assert leftovers(small_disk) == []
+
+
+def test_food101_build_removes_part_files_of_dead_builders_only(food, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIDEEP_DATA", str(food))
+    out = tmp_path / "out" / "food101" / "processed-8px"
+    out.mkdir(parents=True)
+    dead = dead_pid()
+    legacy = out / f"train_images.npy.{dead}.part"  # the name older versions used
+    current = out / f".train_images.npy.{dead}@{tempfiles.HOST}.0123abcd.part"
+    alive = tempfiles.temp_name(out / "test_images.npy", ".part")  # this process: alive
+    for path in (legacy, current, alive):
+        path.write_bytes(b"\0" * 100)
+    load_dataset("food101", data_dir=tmp_path / "out", image_size=8, progress=False)
+    assert not legacy.exists() and not current.exists() and alive.exists()
+
+
+_SLOW_BUILDER = """
+import sys, time
+from pathlib import Path
+from minideep.data import food101
+reader = food101._FolderReader(Path(sys.argv[1]) / "food-101")
+photos = reader.photos
+def photos_then_hang(wanted):
+    yield from photos(wanted)
+    time.sleep(600)  # a builder that is killed before it finishes
+reader.photos = photos_then_hang
+food101._build(reader, Path(sys.argv[2]), 8, False, "test")
+"""
+
+
+@pytest.mark.slow
+def test_food101_builder_killed_mid_build_leaves_parts_that_the_next_build_removes(food, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIDEEP_DATA", str(food))
+    out = tmp_path / "out" / "food101" / "processed-8px"
+    builder = python(_SLOW_BUILDER, stderr=subprocess.PIPE, args=[str(food), str(out)])
+    try:
+        wait_for(lambda: builder.poll() is not None or len(list(out.glob(".*.part"))) == 2, "the builder's .part files")
+        assert builder.poll() is None, builder.stderr.read().decode()
+        os.kill(builder.pid, signal.SIGKILL)
+    finally:
+        builder.kill()
+        builder.wait()
+    assert len(list(out.glob(".*.part"))) == 2 and not (out / "manifest.json").exists()
+    train = load_dataset("food101", data_dir=tmp_path / "out", image_size=8, progress=False)
+    assert train.images.shape == (6, 3, 8, 8)
+    assert not list(out.glob("*.part")) and not list(out.glob(".*.part"))
+
+
+@pytest.fixture
+def built(food, tmp_path, monkeypatch) -> Path:
+    """A finished 8 px cache; returns its folder."""
+    monkeypatch.setenv("MINIDEEP_DATA", str(food))
+    load_dataset("food101", data_dir=tmp_path / "out", image_size=8, progress=False)
+    return tmp_path / "out" / "food101" / "processed-8px"
+
+
+def load_again(built: Path):
+    return load_dataset("food101", "train", data_dir=built.parents[1], image_size=8, download=False)
+
+
+def test_food101_truncated_cache_is_refused_naming_the_file(built):
+    images = built / "train_images.npy"
+    images.write_bytes(images.read_bytes()[:-100])
+    with pytest.raises(DataFormatError, match=rf"{images}.*bytes, the manifest says.*Delete the folder {built}"):
+        load_again(built)
+
+
+def test_food101_cache_changed_after_the_build_is_refused(built):
+    images = built / "train_images.npy"
+    data = bytearray(images.read_bytes())
+    data[-1] ^= 0xFF  # same size, same header: only the checksum tells
+    images.write_bytes(bytes(data))
+    os.utime(images, ns=(time.time_ns(), time.time_ns() + 10**9))
+    with pytest.raises(DataFormatError, match=r"changed after it was built \(its SHA-256"):
+        load_again(built)
+
+
+def test_food101_unreadable_manifest_names_its_path(built):
+    (built / "manifest.json").write_text('{"format": "minideep-array-cache", "files": {')
+    with pytest.raises(DataFormatError, match=rf"{built / 'manifest.json'} is not valid JSON.*Delete the folder"):
+        load_again(built)
+
+
+def test_food101_hand_made_cache_without_manifest_is_refused(tmp_path):
+    folder = tmp_path / "out" / "food101" / "processed-8px"
+    folder.mkdir(parents=True)
+    np.save(folder / "train_images.npy", np.zeros((2, 3, 8, 8), np.uint8))
+    np.save(folder / "train_labels.npy", np.array([0, 5]))
+    (folder / "info.json").write_text('{"classes": ["a", "b"], "source": "me"}')
+    with pytest.raises(DataFormatError, match=rf"{folder}.*no manifest.json.*Delete the folder"):
+        load_again(folder)
+
+
+def test_food101_labels_outside_the_classes_are_refused_even_with_a_matching_manifest(built):
+    labels = built / "train_labels.npy"
+    np.save(labels, np.array([0, 0, 1, 1, 2, 7]))
+    manifest = array_cache.read_manifest(built)
+    array_cache.write_manifest(built, list(manifest["files"]), {k: v for k, v in manifest.items() if k not in ("format", "files")})
+    with pytest.raises(DataFormatError, match=r"labels 0\.\.7, outside 0\.\.2"):
+        load_again(built)

@@ -24,3 +24,7 @@ class UnsafePickleError(DataError, ValueError):
 
 class DataFormatError(DataError, ValueError):
     """A verified file does not have the layout of the official release."""
+
+
+class NotEnoughSpaceError(DataError, OSError):
+    """The disk has no room for a file minideep is about to write (checked before writing)."""
