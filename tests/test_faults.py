@@ -286,3 +286,103 @@ def test_food101_labels_outside_the_classes_are_refused_even_with_a_matching_man
     array_cache.write_manifest(built, list(manifest["files"]), {k: v for k, v in manifest.items() if k not in ("format", "files")})
     with pytest.raises(DataFormatError, match=r"labels 0\.\.7, outside 0\.\.2"):
         load_again(built)
+
+
+# ------------------------------------------------------------------------------------------
+# Bad data: NaN and inf are named as data, never as a divergence, and never pick a best epoch
+# ------------------------------------------------------------------------------------------
+
+import warnings  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import minideep as md  # noqa: E402
+from minideep import nn, optim  # noqa: E402
+from minideep.data import DataLoader, NonFiniteDataError, Normalize  # noqa: E402
+from minideep.train import fit  # noqa: E402
+
+
+def float_set(n: int = 40, bad: dict[int, float] | None = None, split: str = "train") -> SimpleNamespace:
+    x = np.random.default_rng(0).standard_normal((n, 4))
+    for i, value in (bad or {}).items():
+        x[i, 2] = value
+    return SimpleNamespace(images=x, labels=np.zeros(n, np.int64), name="mine", split=split)
+
+
+@pytest.mark.parametrize("value, shown", [(np.inf, "inf"), (np.nan, "NaN")])
+def test_a_non_finite_image_is_a_data_error_naming_split_and_sample(value, shown):
+    with pytest.raises(NonFiniteDataError, match=rf"mine val hold NaN or inf: 2 of 40 samples \(indices 7, 31; sample 7 holds {shown}\).*bad data"):
+        DataLoader(float_set(bad={7: value, 31: value}, split="val"), batch_size=8)
+
+
+def test_many_non_finite_images_are_counted_not_all_listed():
+    with pytest.raises(NonFiniteDataError, match=r"12 of 40 samples \(indices 0, 1, 2, 3, 4 and 7 more"):
+        DataLoader(float_set(bad={i: np.nan for i in range(12)}), batch_size=8, prefetch=0)
+
+
+def test_normalize_with_a_zero_or_nan_std_is_refused_when_built():
+    for mean, std in (((0.5,), (0.0,)), ((0.5,), (np.nan,)), ((np.nan,), (0.2,))):
+        with pytest.raises(ValueError, match="Normalize: mean must be finite and std finite and positive"):
+            Normalize(mean, std)
+
+
+class _NaNInEpoch:
+    """Validation batches that are clean except in epoch ``bad_epoch`` (a NaN input then)."""
+
+    def __init__(self, bad_epoch: int) -> None:
+        self.bad_epoch, self.epoch = bad_epoch, 0
+        self.x = np.random.default_rng(1).standard_normal((8, 4))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        x = self.x.copy()
+        if self.epoch == self.bad_epoch:
+            x[3, 1] = np.nan
+        yield md.Tensor(x), md.Tensor(np.zeros(8, np.int64))
+
+
+def test_an_epoch_with_a_nan_validation_loss_is_never_the_best(tmp_path):
+    md.manual_seed(0)
+    net = nn.Linear(4, 3, dtype=np.float64)
+    net.bias.data[...] = [-100.0, 0.0, 0.0]  # clean inputs are never class 0: accuracy 0
+    train = DataLoader(float_set(), batch_size=8, shuffle=True, seed=0)
+    # In epoch 1 the NaN sample's scores are NaN; argmax picks class 0 = the label, so that
+    # epoch's accuracy looks best, yet its loss is NaN.
+    result = fit(net, optim.SGD(net.named_parameters(), lr=1e-6), train, 3, val_loader=_NaNInEpoch(1),
+                 checkpoint_dir=tmp_path, progress=False, log=None)
+    assert np.isnan(result.history[1]["val_loss"])
+    assert result.best_epoch == 0 and result.best_val_acc == result.history[0]["val_acc"]
+
+
+def test_a_nan_batch_leaves_the_batchnorm_running_stats_usable():
+    md.manual_seed(0)
+    clean = np.random.default_rng(0).standard_normal((16, 3, 4, 4))
+    bad = clean.copy()
+    bad[5, 1, 2, 2] = np.nan  # one value of one channel
+    reference, guarded = nn.BatchNorm2d(3, dtype=np.float64), nn.BatchNorm2d(3, dtype=np.float64)
+    reference(md.tensor(clean))
+    guarded(md.tensor(clean))
+    with pytest.warns(RuntimeWarning, match=r"BatchNorm2d\(3\): the batch holds NaN or inf in 1 channel"):
+        guarded(md.tensor(bad))
+    reference(md.tensor(np.where(np.isnan(bad), 0.0, bad)))  # what channels 0 and 2 should see
+    mean, var = guarded.running_mean, guarded.running_var
+    assert np.isfinite(mean).all() and np.isfinite(var).all()
+    np.testing.assert_allclose(mean[[0, 2]], reference.running_mean[[0, 2]])
+    np.testing.assert_allclose(var[[0, 2]], reference.running_var[[0, 2]])
+    after_one = nn.BatchNorm2d(3, dtype=np.float64)
+    after_one(md.tensor(clean))
+    np.testing.assert_allclose(mean[1], after_one.running_mean[1])  # channel 1 kept its value
+    guarded.eval()
+    assert np.isfinite(guarded(md.tensor(clean)).data).all()
+
+
+def test_a_finite_batch_updates_batchnorm_without_a_warning():
+    bn = nn.BatchNorm2d(2, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bn(md.tensor(np.random.default_rng(0).standard_normal((4, 2, 3, 3))))
+    assert int(bn.num_batches_tracked) == 1 and not np.allclose(bn.running_mean, 0)

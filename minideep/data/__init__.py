@@ -18,6 +18,7 @@ from .errors import (
     DataError,
     DataFormatError,
     DatasetNotFoundError,
+    NonFiniteDataError,
     NotEnoughSpaceError,
     UnsafePickleError,
 )
@@ -40,7 +41,7 @@ from .transforms import (
 
 __all__ = [
     "CIFAR10_MEAN", "CIFAR10_STD", "ChecksumError", "Compose", "DATASETS", "DataError", "DataFormatError",
-    "DataLoader", "Dataset", "DatasetNotFoundError", "GaussianNoise", "NotEnoughSpaceError", "Normalize", "PadTo", "RandomCrop",
+    "DataLoader", "Dataset", "DatasetNotFoundError", "GaussianNoise", "NonFiniteDataError", "NotEnoughSpaceError", "Normalize", "PadTo", "RandomCrop",
     "RandomHorizontalFlip", "RepeatChannels", "ToFloat", "UnsafePickleError", "cache_dir", "coursework_split",
     "download_file", "file_hash", "load_bundled", "load_dataset", "load_dataset_or_bundled", "safe_loads",
     "search_roots", "transforms", "verify_file",

@@ -28,3 +28,7 @@ class DataFormatError(DataError, ValueError):
 
 class NotEnoughSpaceError(DataError, OSError):
     """The disk has no room for a file minideep is about to write (checked before writing)."""
+
+
+class NonFiniteDataError(DataError, ValueError):
+    """Input images hold NaN or inf: bad data, named by split and sample index (not a divergence)."""
