@@ -386,3 +386,32 @@ def test_a_finite_batch_updates_batchnorm_without_a_warning():
         warnings.simplefilter("error")
         bn(md.tensor(np.random.default_rng(0).standard_normal((4, 2, 3, 3))))
     assert int(bn.num_batches_tracked) == 1 and not np.allclose(bn.running_mean, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# Data folders that are not what they seem
+# ------------------------------------------------------------------------------------------
+
+from minideep.recipes import chapter_data  # noqa: E402
+
+
+def test_a_folder_where_a_data_file_should_be_is_named(tmp_path):
+    folder = tmp_path / "data" / "fashion-mnist" / "train-images-idx3-ubyte.gz"
+    folder.mkdir(parents=True)
+    with pytest.raises(DataFormatError, match=rf"{folder} \(data_dir\) is a folder, but the file train-images-idx3-ubyte.gz .*Move the folder away"):
+        load_dataset("fashion-mnist", data_dir=tmp_path / "data", download=False)
+
+
+def test_data_dir_without_dataset_says_that_the_bundled_set_is_used(tmp_path):
+    data = chapter_data("auto", "cifar100", "smoke", data_dir=tmp_path / "empty", n_train=20, n_test=10)
+    assert data.train.name == "bundled"
+    assert f"--data-dir {tmp_path / 'empty'} is not read: the smoke preset uses the bundled set" in data.notice
+    assert "--dataset NAME" in data.notice
+
+
+def test_paper_preset_with_an_empty_data_dir_says_why_it_falls_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIDEEP_OFFLINE", "1")
+    (tmp_path / "empty").mkdir()
+    data = chapter_data("auto", "cifar100", "paper", data_dir=tmp_path / "empty", n_train=20, n_test=10)
+    assert data.train.name == "bundled"
+    assert "cifar100 could not be found" in data.notice and f"nothing usable in --data-dir {tmp_path / 'empty'}" in data.notice
