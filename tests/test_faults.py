@@ -415,3 +415,58 @@ def test_paper_preset_with_an_empty_data_dir_says_why_it_falls_back(tmp_path, mo
     data = chapter_data("auto", "cifar100", "paper", data_dir=tmp_path / "empty", n_train=20, n_test=10)
     assert data.train.name == "bundled"
     assert "cifar100 could not be found" in data.notice and f"nothing usable in --data-dir {tmp_path / 'empty'}" in data.notice
+
+
+# ------------------------------------------------------------------------------------------
+# Sweep workers die with their parent
+# ------------------------------------------------------------------------------------------
+
+_SWEEP_PARENT = """
+import os, sys, time
+from pathlib import Path
+from minideep.sweep import run_sweep
+import minideep.lifeline
+if sys.argv[2] == "watchdog":  # as on a system without PR_SET_PDEATHSIG: the polling thread alone
+    minideep.lifeline._set_parent_death_signal = lambda: False
+OUT = Path(sys.argv[1])
+
+def job(run):
+    (OUT / f"worker-{run.seed}.pid").write_text(str(os.getpid()))
+    time.sleep(600)  # a long training run
+    return {}
+
+run_sweep(job, {"a": {"x": 1}}, [0, 1], OUT / "sweep", workers=2, log=None)
+"""
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may wait for a PID 1 that never reaps)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("mechanism", ["both", "watchdog"])
+def test_sweep_workers_die_when_their_parent_is_killed(tmp_path, mechanism):
+    parent = python(_SWEEP_PARENT, args=[str(tmp_path), mechanism], stderr=subprocess.PIPE)
+    pids: list[int] = []
+    try:
+        pid_files = lambda: sorted(tmp_path.glob("worker-*.pid"))  # noqa: E731
+        wait_for(lambda: parent.poll() is not None or (len(pid_files()) == 2 and all(p.read_text() for p in pid_files())),
+                 "both workers to start their job")
+        assert parent.poll() is None, parent.stderr.read().decode()
+        pids = [int(p.read_text()) for p in pid_files()]
+        assert all(running(pid) for pid in pids)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        wait_for(lambda: not any(running(pid) for pid in pids), "the orphaned workers to end")
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in pids:  # a failing run must not leave sleeping workers behind
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
