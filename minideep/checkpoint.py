@@ -17,6 +17,7 @@ the figures beside them.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import zipfile
@@ -94,7 +95,7 @@ def save_checkpoint(path: str | Path, tree: Mapping[str, Any]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     skeleton = {"format": FORMAT, "version": VERSION, "tree": _split(tree, "", arrays)}
     arrays[_TREE_KEY] = np.array(json.dumps(skeleton))
-    remove_stale(path.parent, f".{path.name}.*.tmp")  # left by a writer that was killed mid-write
+    remove_stale(path.parent, f".{glob.escape(path.name)}.*.tmp")  # left by a writer that was killed mid-write
     fd, tmp = create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
