@@ -7,13 +7,28 @@ import stat
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_data_formats import _isolated, write_food101  # noqa: F401 - _isolated is an autouse fixture
 
-from minideep import tempfiles
+import minideep as md
+from minideep import nn, optim, tempfiles
 from minideep.checkpoint import load_checkpoint, save_checkpoint
+from minideep.data import (
+    DataFormatError,
+    DataLoader,
+    NonFiniteDataError,
+    Normalize,
+    NotEnoughSpaceError,
+    array_cache,
+    load_dataset,
+)
+from minideep.recipes import chapter_data
+from minideep.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,10 +130,6 @@ def test_kill_9_mid_checkpoint_write_leaves_a_temp_file_that_the_next_save_remov
 # The Food-101 cache: full disks, killed builders, damaged caches
 # ------------------------------------------------------------------------------------------
 
-from minideep.data import DataFormatError, load_dataset  # noqa: E402
-from minideep.data import array_cache  # noqa: E402
-from minideep.data.errors import NotEnoughSpaceError  # noqa: E402
-from test_data_formats import _isolated, write_food101  # noqa: E402,F401 - _isolated is an autouse fixture
 
 # 3 classes x 3 photos; at 512 px the arrays need 9 x 3 x 512 x 512 = 7.1 MB.
 _BIG = 512
@@ -168,13 +179,13 @@ def shutil_usage(total: int, free: int):
     return shutil._ntuple_diskusage(total, total - free, free)
 
 
-_BUILD_ON = """
+_BUILD_ON = f"""
 import sys
 from minideep.data import array_cache, load_dataset
 if sys.argv[2] == "lie":  # the disk fills after the check: say there is room, as a racing writer would
     array_cache.check_free_space = lambda folder, needed, what: None
-load_dataset("food101", data_dir=sys.argv[1], image_size=%d, progress=False)
-""" % _BIG
+load_dataset("food101", data_dir=sys.argv[1], image_size={_BIG}, progress=False)
+"""
 
 
 @pytest.mark.parametrize("check", ["honest", "lie"])
@@ -292,14 +303,6 @@ def test_food101_labels_outside_the_classes_are_refused_even_with_a_matching_man
 # Bad data: NaN and inf are named as data, never as a divergence, and never pick a best epoch
 # ------------------------------------------------------------------------------------------
 
-import warnings  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-import minideep as md  # noqa: E402
-from minideep import nn, optim  # noqa: E402
-from minideep.data import DataLoader, NonFiniteDataError, Normalize  # noqa: E402
-from minideep.train import fit  # noqa: E402
-
 
 def float_set(n: int = 40, bad: dict[int, float] | None = None, split: str = "train") -> SimpleNamespace:
     x = np.random.default_rng(0).standard_normal((n, 4))
@@ -391,8 +394,6 @@ def test_a_finite_batch_updates_batchnorm_without_a_warning():
 # ------------------------------------------------------------------------------------------
 # Data folders that are not what they seem
 # ------------------------------------------------------------------------------------------
-
-from minideep.recipes import chapter_data  # noqa: E402
 
 
 def test_a_folder_where_a_data_file_should_be_is_named(tmp_path):
