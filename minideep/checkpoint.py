@@ -10,13 +10,16 @@ from elsewhere cannot run code.
 
 Writes are atomic: the file is written under a temporary name in the same folder, flushed
 to disk, and moved over the old one with ``os.replace``. A crash mid-write leaves the
-previous checkpoint whole.
+previous checkpoint whole. The temporary name carries the writer's PID
+(``minideep.tempfiles``), so the next save in that folder removes what a killed writer left
+behind. Checkpoints get the mode of any new file (0666 less the umask: 0644 usually), like
+the figures beside them.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -25,6 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .backend import as_numpy, get_array_module
+from .tempfiles import create_temp, remove_stale
 
 FORMAT = "minideep-checkpoint"
 VERSION = 1
@@ -80,7 +84,8 @@ def _join(tree: Any, arrays: Mapping[str, np.ndarray], path: Path) -> Any:
 def save_checkpoint(path: str | Path, tree: Mapping[str, Any]) -> Path:
     """Write ``tree`` (a dict of arrays, numbers, strings, lists and dicts) to ``path`` atomically.
 
-    GPU arrays are copied to the host. The folder is created if needed.
+    GPU arrays are copied to the host. The folder is created if needed. Temporary files
+    of earlier writers of ``path`` that died mid-write (``kill -9``) are removed first.
 
     Returns:
         The path written.
@@ -90,7 +95,8 @@ def save_checkpoint(path: str | Path, tree: Mapping[str, Any]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     skeleton = {"format": FORMAT, "version": VERSION, "tree": _split(tree, "", arrays)}
     arrays[_TREE_KEY] = np.array(json.dumps(skeleton))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path.parent, f".{glob.escape(path.name)}.*.tmp")  # left by a writer that was killed mid-write
+    fd, tmp = create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

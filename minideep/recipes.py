@@ -96,13 +96,18 @@ def chapter_data(
         name = "bundled"
         notice = (f"Data: the bundled Fashion-MNIST subset (the {preset} preset's data set; "
                   f"use --dataset {paper_dataset} for the paper's)")
+        if data_dir is not None:
+            notice += (f"; --data-dir {data_dir} is not read: the {preset} preset uses the bundled set unless "
+                       "--dataset NAME asks for another")
         train_full, test = load_dataset(name, "train"), load_dataset(name, "test")
     elif requested == "auto":
         train_full = load_dataset_or_bundled(paper_dataset, "train", data_dir)
         test = load_dataset_or_bundled(paper_dataset, "test", data_dir)
         if "fallback_from" in train_full.meta:
             notice = (f"Data: {paper_dataset} could not be found or downloaded "
-                      f"({train_full.meta['fallback_reason']}); using the bundled Fashion-MNIST subset instead")
+                      f"({train_full.meta['fallback_reason']}"
+                      + (f"; nothing usable in --data-dir {data_dir}" if data_dir is not None else "")
+                      + "); using the bundled Fashion-MNIST subset instead")
     else:
         train_full, test = load_dataset(requested, "train", data_dir), load_dataset(requested, "test", data_dir)
 

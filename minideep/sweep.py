@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .experiment import _json_default, format_table, read_results, write_json_atomic
+from .lifeline import die_with_parent
 
 BACKENDS = ("local", "ray")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+,-]*$")
@@ -413,6 +414,13 @@ def _execute_with_threads(fn: Callable[[Run], Mapping[str, Any]], run: Run, thre
     return execute(fn, run)
 
 
+def _init_worker(parent_pid: int, threads: int | None) -> None:
+    """A pool process: it dies with the sweep (``lifeline``: no orphans after a kill -9) and gets ``threads``."""
+    die_with_parent(parent_pid)
+    if threads is not None:
+        limit_threads(threads)
+
+
 def _run_pool(fn: Callable, todo: list[Run], collect: Callable, workers: int, threads: int | None) -> None:
     """The jobs in a pool of processes (each with ``threads`` convolution threads); a killed process fails its run only."""
     try:
@@ -423,7 +431,7 @@ def _run_pool(fn: Callable, todo: list[Run], collect: Callable, workers: int, th
     # fork: the children start from this process's imports (a chapter script run as __main__ included).
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    init = {"initializer": limit_threads, "initargs": (threads,)} if threads is not None else {}
+    init = {"initializer": _init_worker, "initargs": (os.getpid(), threads)}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, **init) as pool:
         futures = {pool.submit(execute, fn, run): run for run in todo}
         try:

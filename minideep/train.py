@@ -501,7 +501,13 @@ def _check_parameters(state: TrainState, last_path: Path | None) -> None:
 
 
 def _improved(record: dict[str, Any], best: dict[str, Any]) -> bool:
-    """Higher validation accuracy wins; without accuracy, lower validation loss."""
+    """Higher validation accuracy wins; without accuracy, lower validation loss.
+
+    An epoch with a NaN or infinite validation metric never wins: its model gave garbage on
+    some validation batch, whatever the accuracy of the others says.
+    """
+    if any(record[k] is not None and not math.isfinite(record[k]) for k in ("val_acc", "val_loss")):
+        return False
     if record["val_acc"] is not None:
         return best["val_acc"] is None or record["val_acc"] > best["val_acc"]
     if record["val_loss"] is not None and math.isfinite(record["val_loss"]):

@@ -341,7 +341,7 @@ def test_food101_folder_is_resized_and_cached(food_folder, tmp_path, monkeypatch
         colour = FOOD_COLORS[FOOD_CLASSES[label]]
         assert np.abs(image.reshape(3, -1).mean(axis=1) - colour).max() < 6
     cache = tmp_path / "data" / "food101" / "processed-16px"
-    assert (cache / "train_images.npy").is_file() and (cache / "info.json").is_file()
+    assert (cache / "train_images.npy").is_file() and (cache / "manifest.json").is_file()
     assert not list(cache.glob("*.part"))
     # The second load reads the cached arrays, even with the photos gone.
     for photo in (food_folder / "images").rglob("*.jpg"):
@@ -366,4 +366,4 @@ def test_food101_missing_photo_is_a_clear_error_and_caches_nothing(food_folder, 
     with pytest.raises(Exception, match="pho/1001"):
         load_dataset("food101", "train", data_dir=tmp_path / "data", image_size=8, progress=False)
     cache = tmp_path / "data" / "food101" / "processed-8px"
-    assert not (cache / "info.json").exists() and not list(cache.glob("*images.npy*"))
+    assert not (cache / "manifest.json").exists() and not list(cache.glob("*images.npy*"))

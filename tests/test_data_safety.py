@@ -1,9 +1,11 @@
 """Every way data can go wrong gives a clear error and leaves nothing behind that a later run would trust."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +192,61 @@ def test_safe_loads_on_truncated_bytes_is_a_format_error():
     data = py2_pickle({"data": np.zeros((2, 3072), np.uint8)})
     with pytest.raises(DataFormatError, match="not a readable pickle"):
         safe_loads(data[:100], "half a batch")
+
+
+@contextlib.contextmanager
+def finishes_within(seconds: int):
+    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``.
+
+    Not a timing threshold: the bound is hundreds of times what the block needs; it only
+    turns "never returns" into a failure.
+    """
+    if not hasattr(signal, "SIGALRM"):
+        pytest.skip("needs SIGALRM")
+
+    def _hang(signum, frame):
+        raise AssertionError(f"did not finish within {seconds} s: it hangs")
+
+    old = signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_safe_loads_finishes_on_a_self_referencing_list():
+    a: list = [np.zeros(3, np.uint8)]
+    a.append(a)
+    d: dict = {"labels": a}
+    d["self"] = d
+    with finishes_within(30):
+        out = safe_loads(py2_pickle(d))
+    assert out["self"] is out and out["labels"][1] is out["labels"]
+    np.testing.assert_array_equal(out["labels"][0], np.zeros(3, np.uint8))
+
+
+def test_safe_loads_finishes_on_a_shared_reference_dag():
+    # Each level holds the one below twice: 2**40 paths to the bottom, in well under a kilobyte.
+    bottom = [np.arange(4, dtype=np.uint8)]
+    a = bottom
+    for _ in range(40):
+        a = [a, (a, a)]
+    data = py2_pickle(a)
+    assert len(data) < 1000
+    with finishes_within(30):
+        out = safe_loads(data)
+    assert out[0] is out[1][0] is out[1][1]
+
+
+def test_safe_loads_still_finds_an_object_array_behind_shared_references():
+    bottom = [np.array([1, "a"], dtype=object)]
+    a = bottom
+    for _ in range(40):
+        a = [a, a]
+    with finishes_within(30), pytest.raises(UnsafePickleError, match="object array"):
+        safe_loads(py2_pickle(a))
 
 
 def test_missing_file_with_download_disabled_says_what_was_tried(tmp_path, _isolated):

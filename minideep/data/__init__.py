@@ -13,7 +13,15 @@ from .bundled import load_bundled
 from .checksum import file_hash, verify_file
 from .dataset import Dataset, coursework_split
 from .download import download_file
-from .errors import ChecksumError, DataError, DataFormatError, DatasetNotFoundError, UnsafePickleError
+from .errors import (
+    ChecksumError,
+    DataError,
+    DataFormatError,
+    DatasetNotFoundError,
+    NonFiniteDataError,
+    NotEnoughSpaceError,
+    UnsafePickleError,
+)
 from .load import DATASETS, load_dataset, load_dataset_or_bundled
 from .loader import DataLoader
 from .locate import cache_dir, search_roots
@@ -33,7 +41,7 @@ from .transforms import (
 
 __all__ = [
     "CIFAR10_MEAN", "CIFAR10_STD", "ChecksumError", "Compose", "DATASETS", "DataError", "DataFormatError",
-    "DataLoader", "Dataset", "DatasetNotFoundError", "GaussianNoise", "Normalize", "PadTo", "RandomCrop",
+    "DataLoader", "Dataset", "DatasetNotFoundError", "GaussianNoise", "NonFiniteDataError", "NotEnoughSpaceError", "Normalize", "PadTo", "RandomCrop",
     "RandomHorizontalFlip", "RepeatChannels", "ToFloat", "UnsafePickleError", "cache_dir", "coursework_split",
     "download_file", "file_hash", "load_bundled", "load_dataset", "load_dataset_or_bundled", "safe_loads",
     "search_roots", "transforms", "verify_file",

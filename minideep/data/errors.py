@@ -24,3 +24,11 @@ class UnsafePickleError(DataError, ValueError):
 
 class DataFormatError(DataError, ValueError):
     """A verified file does not have the layout of the official release."""
+
+
+class NotEnoughSpaceError(DataError, OSError):
+    """The disk has no room for a file minideep is about to write (checked before writing)."""
+
+
+class NonFiniteDataError(DataError, ValueError):
+    """Input images hold NaN or inf: bad data, named by split and sample index (not a divergence)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from . import download as _download
 from . import locate, sources
 from .checksum import verify_file
-from .errors import ChecksumError, DatasetNotFoundError
+from .errors import ChecksumError, DataFormatError, DatasetNotFoundError
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ def fetch(
         path, label = hit
         if folder and path.name == folder and path.is_dir():
             return Found(path, f"{path} ({label}, extracted folder)", is_folder=True)
+        if path.is_dir():  # would be a bare IsADirectoryError from deep inside the checksum
+            raise DataFormatError(
+                f"{path} ({label}) is a folder, but the file {path.name} of data set {name!r} should be there "
+                f"(md5 {spec.md5}). Move the folder away (or put the file itself there) and load again."
+            )
         how = verify_file(path, md5=spec.md5, payload_md5=spec.payload_md5)
         return Found(path, f"{path} ({label}, {how})")
 

@@ -7,7 +7,10 @@ The official ``food-101.tar.gz`` (about 5 GB) holds ``food-101/images/<class>/<i
 resizes it to ``image_size x image_size`` (the whole photo, squashed to a square; McInroe
 2020 used 128 x 128) and writes ``{train,test}_images.npy`` to
 ``<root>/food101/processed-<S>px/``; later loads memory-map those files in well under a
-second.
+second. The build checks the free space first (101,000 x 3 x S x S bytes: 4.96 GB at 128 px),
+never leaves its ``.part`` files behind (removed on every exit, and at the next build when a
+builder was killed), and writes ``manifest.json`` last; every load checks the files against
+it (``array_cache``), so an interrupted, truncated or hand-made cache is never used.
 
 The archive is streamed, never unpacked: one pass reads the meta files, a second decodes
 the photos straight into the output arrays. An already extracted ``food-101/`` folder is
@@ -16,8 +19,8 @@ its layout only). The images have no licence for redistribution: never bundle th
 """
 from __future__ import annotations
 
-import json
 import os
+import re
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -26,7 +29,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from . import locate
+from ..tempfiles import pid_alive, remove_stale, temp_name
+from . import array_cache, locate
 from .dataset import Dataset
 from .errors import DataFormatError
 from .fetch import fetch
@@ -34,6 +38,7 @@ from .progress import progress_bar
 
 _TOP = "food-101"
 _BATCH = 256  # photos decoded together by the thread pool
+_LEGACY_PART = re.compile(r"(train|test)_images\.npy\.(\d+)\.part")  # named by PID only, before manifests
 
 
 def load_food101(
@@ -47,6 +52,11 @@ def load_food101(
 
     Returns:
         A Dataset with images ``(N, 3, S, S)`` uint8 (a read-only memory map of the cache).
+
+    Raises:
+        NotEnoughSpaceError: the cache must be built and its disk has no room for it.
+        DataFormatError: the cache does not match its manifest (or has none); the message
+            names the file and says to delete the folder so that it is rebuilt.
     """
     if not isinstance(image_size, (int, np.integer)) or not 8 <= image_size <= 512:
         raise ValueError(f"load_dataset('food101'): image_size must be an int in 8..512, got {image_size!r}")
@@ -56,19 +66,37 @@ def load_food101(
         processed = locate.download_dir("food101", data_dir) / f"processed-{image_size}px"
         reader = _FolderReader(found.path) if found.is_folder else _ArchiveReader(found.path)
         _build(reader, processed, int(image_size), progress, found.where)
-    info = json.loads((processed / "info.json").read_text())
-    images = np.load(processed / f"{split}_images.npy", mmap_mode="r", allow_pickle=False)
-    labels = np.load(processed / f"{split}_labels.npy", allow_pickle=False)
+    images, labels, info = _load_processed(processed, split)
     source = f"{processed} (Food-101 resized to {image_size}x{image_size}, built from {info['source']})"
     return Dataset(images, labels, info["classes"], "food101", split, source)
 
 
 def _find_processed(data_dir: str | Path | None, size: int) -> Path | None:
+    """The first finished (or claimed finished: ``info.json`` of an older build) cache folder."""
     for root, _ in locate.search_roots(data_dir):
         folder = root / "food101" / f"processed-{size}px"
-        if (folder / "info.json").is_file():
+        if any((folder / marker).exists() for marker in (array_cache.MANIFEST, "info.json")):
             return folder
     return None
+
+
+def _load_processed(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """A split's images (memory-mapped) and labels, checked against the manifest and the classes."""
+    manifest = array_cache.read_manifest(folder)
+    images_path = array_cache.verify(folder, manifest, f"{split}_images.npy")
+    labels_path = array_cache.verify(folder, manifest, f"{split}_labels.npy")
+    classes = manifest.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise array_cache.untrusted(folder, f"{array_cache.MANIFEST} has no list of class names")
+    images = np.load(images_path, mmap_mode="r", allow_pickle=False)
+    labels = np.load(labels_path, allow_pickle=False)
+    if images.ndim != 4 or images.shape[1] != 3 or len(labels) != len(images) or labels.dtype.kind not in "iu":
+        raise array_cache.untrusted(folder, f"{split} holds images {images.shape} and labels {labels.dtype} {labels.shape}")
+    if len(labels) and not (0 <= labels.min() and labels.max() < len(classes)):
+        raise array_cache.untrusted(
+            folder, f"{labels_path} has labels {labels.min()}..{labels.max()}, outside 0..{len(classes) - 1} (the classes)"
+        )
+    return images, labels, manifest
 
 
 def _parse_meta(classes_txt: str, split_txt: dict[str, str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -154,18 +182,32 @@ def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def remove_stale_parts(out: Path) -> list[Path]:
+    """Delete the ``.part`` files in ``out`` of builders that died (kill -9, SIGBUS, power cut)."""
+    removed = remove_stale(out, ".*.part")
+    for path in out.glob("*_images.npy.*.part"):
+        match = _LEGACY_PART.fullmatch(path.name)
+        if match and not pid_alive(int(match[2])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _build(reader: Any, out: Path, size: int, progress: bool, source: str) -> None:
-    """Decode every photo once into ``out/{split}_images.npy``; ``info.json`` is written last."""
+    """Decode every photo once into ``out/{split}_images.npy``; ``manifest.json`` is written last."""
     classes, keys = reader.meta()
     class_index = {c: i for i, c in enumerate(classes)}
     row = {key: (split, i) for split, split_keys in keys.items() for i, key in enumerate(split_keys)}
     out.mkdir(parents=True, exist_ok=True)
-    parts = {s: out / f"{s}_images.npy.{os.getpid()}.part" for s in keys}
+    remove_stale_parts(out)
+    what = f"the Food-101 cache at {size}px ({len(row):,} photos)"
+    array_cache.check_free_space(out, sum(len(k) for k in keys.values()) * 3 * size * size, what)
+    parts = {s: temp_name(out / f"{s}_images.npy", ".part") for s in keys}
     try:
-        arrays = {
-            s: np.lib.format.open_memmap(parts[s], mode="w+", dtype=np.uint8, shape=(len(k), 3, size, size))
-            for s, k in keys.items()
-        }
+        arrays = {}
+        for s, k in keys.items():
+            arrays[s] = np.lib.format.open_memmap(parts[s], mode="w+", dtype=np.uint8, shape=(len(k), 3, size, size))
+            array_cache.preallocate(parts[s], parts[s].stat().st_size, what)  # ENOSPC now, not SIGBUS later
         done = set()
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool, progress_bar(
             len(row), f"resizing Food-101 to {size}px", unit="img", enabled=progress
@@ -186,7 +228,7 @@ def _build(reader: Any, out: Path, size: int, progress: bool, source: str) -> No
             os.replace(parts[split], out / f"{split}_images.npy")
         info = {"image_size": size, "resize": "whole photo, bilinear, aspect not kept", "classes": classes,
                 "counts": {s: len(k) for s, k in keys.items()}, "source": source}
-        (out / "info.json").write_text(json.dumps(info, indent=1))
+        array_cache.write_manifest(out, [f"{s}_{kind}.npy" for s in keys for kind in ("images", "labels")], info)
     finally:
         for part in parts.values():
             part.unlink(missing_ok=True)

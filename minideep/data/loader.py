@@ -13,8 +13,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..backend import DEFAULT_DTYPE, check_device, get_array_module, to_device
+from ..backend import DEFAULT_DTYPE, as_numpy, check_device, get_array_module, to_device
 from .dataset import Dataset
+from .errors import NonFiniteDataError
 from .transforms import to_float
 
 _END = object()
@@ -36,7 +37,8 @@ class DataLoader:
     another epoch gives another. The ``transform`` receives the uint8 batch
     ``(B, C, H, W)`` and a ``numpy.random.Generator`` from the same seed sequence;
     whatever it returns is scaled to [0, 1] if still integer, then cast to ``dtype``.
-    Without a transform, images are scaled to [0, 1].
+    Without a transform, images are scaled to [0, 1]. Float images are checked once, here,
+    for NaN and inf (``NonFiniteDataError`` names the split and the samples).
 
     Args:
         dataset: a ``Dataset`` (or any object with ``images`` and ``labels`` arrays).
@@ -77,6 +79,7 @@ class DataLoader:
         images, labels = dataset.images, dataset.labels
         if len(images) != len(labels):
             raise ValueError(f"DataLoader: {len(images)} images but {len(labels)} labels")
+        check_finite(images, dataset)
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -138,6 +141,39 @@ class DataLoader:
         from ..autograd import Tensor  # noqa: PLC0415 - the data layer is usable without the engine
 
         return Tensor(batch[0]), Tensor(batch[1])
+
+
+def check_finite(images: Any, dataset: Any = None, chunk: int = 1024) -> None:
+    """Raise ``NonFiniteDataError`` if float ``images`` hold NaN or inf, naming split and sample.
+
+    Checked once, when a loader is built, so that a bad sample is reported as bad data and
+    not, many steps later, as a divergence of the training. Integer images (every
+    ``Dataset``: uint8) cannot hold either and cost nothing; float ones are scanned in
+    chunks of ``chunk`` samples, so the check needs no second copy of the set.
+    """
+    if not hasattr(images, "dtype"):
+        images = np.asarray(images)
+    if not np.issubdtype(images.dtype, np.floating):
+        return
+    xp = get_array_module(images)
+    bad: list[int] = []
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk]
+        finite = xp.isfinite(block.reshape(len(block), -1)).all(axis=1)
+        if not bool(finite.all()):
+            bad.extend(int(i) + start for i in np.flatnonzero(~as_numpy(finite)))
+    if bad:
+        name = getattr(dataset, "name", None)
+        split = getattr(dataset, "split", None)
+        which = " ".join(str(v) for v in (name, split) if v) or "the data set"
+        first = images[bad[0]]
+        values = "NaN" if bool(xp.isnan(first).any()) else "inf"
+        shown = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise NonFiniteDataError(
+            f"DataLoader: the images of {which} hold NaN or inf: {len(bad)} of {len(images)} samples "
+            f"(indices {shown}; sample {bad[0]} holds {values}). This is bad data, not a training problem: "
+            "fix or drop those samples (e.g. dataset.take(mask)) before training."
+        )
 
 
 class _Prefetcher:

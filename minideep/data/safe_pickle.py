@@ -71,13 +71,23 @@ def safe_loads(data: bytes, label: str = "pickle") -> Any:
 
 
 def _refuse_object_arrays(obj: Any, label: str) -> None:
-    """An object-dtype array could hide arbitrary objects; CIFAR has none."""
+    """An object-dtype array could hide arbitrary objects; CIFAR has none.
+
+    The walk visits each container once (a set of the ``id`` of those seen): a pickle can
+    reference one list from many places or from itself (``a = [a, a]`` forty times over is
+    2**40 paths in 286 bytes, ``a.append(a)`` is a cycle), so walking paths would never end.
+    Visiting objects instead of paths makes the check linear in the size of the pickle.
+    """
     stack = [obj]
+    seen: set[int] = set()  # ids stay valid: every object is alive inside ``obj`` meanwhile
     while stack:
         item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
         if isinstance(item, np.ndarray) and item.dtype.hasobject:
             raise UnsafePickleError(f"refusing {label}: it contains an object array")
         if isinstance(item, dict):
             stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
+        elif isinstance(item, (list, tuple, set, frozenset)):
             stack.extend(item)

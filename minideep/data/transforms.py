@@ -233,6 +233,9 @@ class Normalize(Transform):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         self.mean, self.std = tuple(mean), tuple(std)
+        # Checked once: a NaN mean or a zero std (a constant channel) would make every image NaN/inf.
+        if not all(np.isfinite(self.mean)) or not all(np.isfinite(self.std)) or min(self.std, default=1) <= 0:
+            raise ValueError(f"Normalize: mean must be finite and std finite and positive, got mean={list(mean)}, std={list(std)}")
 
     def __call__(self, x: Any, rng: Any = None) -> Any:
         return normalize(x, self.mean, self.std)

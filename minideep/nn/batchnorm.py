@@ -1,6 +1,7 @@
 """Batch normalisation layers (Ioffe & Szegedy 2015), with PyTorch's conventions."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -65,8 +66,36 @@ class _BatchNorm(Module):
         running_var = self.running_var if (track or not use_batch_stats) else None
         if running_mean is not None and get_array_module(running_mean) is not get_array_module(x.data):
             raise ValueError(f"{type(self).__name__}: input is on {x.device} but the running statistics are not; call .to()")
-        return ops.batch_norm(x, running_mean, running_var, self.weight, self.bias, training=use_batch_stats,
-                              momentum=momentum if momentum is not None else 0.0, eps=self.eps)
+        if not track:
+            return ops.batch_norm(x, running_mean, running_var, self.weight, self.bias, training=use_batch_stats,
+                                  momentum=momentum if momentum is not None else 0.0, eps=self.eps)
+        before = (running_mean.copy(), running_var.copy())  # C values each: cheap
+        y = ops.batch_norm(x, running_mean, running_var, self.weight, self.bias, training=True,
+                           momentum=momentum if momentum is not None else 0.0, eps=self.eps)
+        self._keep_finite_running_stats(*before)
+        return y
+
+    def _keep_finite_running_stats(self, old_mean: Any, old_var: Any) -> None:
+        """Undo the running-statistics update of every channel that a NaN/inf batch made non-finite.
+
+        One NaN anywhere in a channel's batch makes that channel's batch mean NaN, and
+        ``r = (1 - m) r + m * NaN`` stays NaN for ever after (PyTorch keeps it so): every later
+        evaluation would give NaN. Skipping the update of those channels (rather than refusing
+        the batch with an error) keeps the layer usable and leaves the report to the loss:
+        the same batch gives a NaN training loss, which ``fit`` stops on and names. Finite
+        channels are updated as usual. On the CPU a warning says how many channels were kept;
+        on the GPU the fix-up runs without a device synchronisation and so without the warning.
+        """
+        xp = get_array_module(self.running_mean)
+        bad = ~(xp.isfinite(self.running_mean) & xp.isfinite(self.running_var))
+        self.running_mean[...] = xp.where(bad, old_mean, self.running_mean)
+        self.running_var[...] = xp.where(bad, old_var, self.running_var)
+        if xp is np and bad.any():
+            warnings.warn(
+                f"{type(self).__name__}({self.num_features}): the batch holds NaN or inf in {int(bad.sum())} "
+                "channel(s); their running statistics were left as they were (not updated from this batch)",
+                RuntimeWarning, stacklevel=3,
+            )
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -80,6 +109,8 @@ class BatchNorm1d(_BatchNorm):
     variance); the running estimates are updated as r = (1 - momentum) r + momentum * stat,
     with the unbiased batch variance n/(n-1) var, and used in evaluation mode.
     ``momentum=None`` makes them a cumulative average. gamma starts at 1, beta at 0.
+    A training batch with NaN or inf in a channel leaves that channel's running estimates
+    as they were (PyTorch would make them NaN for good), with a RuntimeWarning on the CPU.
 
     Args:
         num_features: C.
