@@ -165,7 +165,7 @@ _import_failures: dict[str, str] = {}
 
 
 @pytest.fixture(autouse=True)
-def time_limit() -> Iterator[None]:
+def time_limit(request: pytest.FixtureRequest) -> Iterator[None]:
     """While grading: stop an exercise that runs past MINIDEEP_CLASSROOM_TIMEOUT seconds."""
     limit = float(os.environ.get(TIMEOUT_VARIABLE) or 0)
     if limit <= 0 or not hasattr(signal, "SIGALRM"):  # no limit asked, or no alarms (Windows)
@@ -173,7 +173,7 @@ def time_limit() -> Iterator[None]:
         return
 
     def stop(signum: int, frame: Any) -> None:
-        fail(f"timed out after {limit:g} s (an endless loop?)")
+        fail(f"{request.node.name}: timed out after {limit:g} s (an endless loop?)")
 
     previous = signal.signal(signal.SIGALRM, stop)
     signal.setitimer(signal.ITIMER_REAL, limit)

@@ -48,7 +48,7 @@ def exercises() -> list[str]:
 
 @dataclass
 class Result:
-    """One student's grades: ``outcomes[exercise]`` is "passed" or the failure's first line."""
+    """One student's grades: ``outcomes[exercise]`` is "passed" or the failure's message."""
 
     student: str
     outcomes: dict[str, str] = field(default_factory=dict)
@@ -63,8 +63,9 @@ class Result:
         if self.problem:
             return self.problem
         failed = [e for e, outcome in self.outcomes.items() if outcome != PASSED]
-        spelled = {o for o in (self.outcomes[e] for e in failed) if "could not be imported" in o or "timed out" in o}
-        named = [e for e in failed if self.outcomes[e] not in spelled]
+        firsts = {e: self.outcomes[e].splitlines()[0] if self.outcomes[e] else "" for e in failed}
+        spelled = {o for o in firsts.values() if "could not be imported" in o or "timed out" in o or "missing" in o}
+        named = [e for e in failed if firsts[e] not in spelled]
         return "; ".join(sorted(spelled) + ([f"failed: {', '.join(named)}"] if named else []))
 
 
@@ -82,8 +83,9 @@ def grade_submission(folder: str | Path, timeout: float = 30.0, total_timeout: f
         work = Path(work)
         for path in mine:
             shutil.copyfile(path, work / path.name)
-        for name in template_files():  # the tests, conftest.py and pytest.ini win over the student's
-            shutil.copyfile(TEMPLATES / name, work / name)
+        for name in template_files():  # fresh tests, conftest.py and pytest.ini, never the student's
+            if name.startswith("test_") or name in ("conftest.py", "pytest.ini"):
+                shutil.copyfile(TEMPLATES / name, work / name)
         report, log = work / ".report.xml", work / ".pytest.log"
         package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds minideep/
         env = {**os.environ, TIMEOUT_VARIABLE: str(timeout), "PYTHONDONTWRITEBYTECODE": "1",
@@ -117,7 +119,7 @@ def _kill(process: subprocess.Popen) -> None:
 
 
 def _outcomes(report: Path) -> dict[str, str]:
-    """{exercise id: "passed" or the first line of its failure} from pytest's JUnit XML."""
+    """{exercise id: "passed" or its failure's message} from pytest's JUnit XML."""
     outcomes = {}
     for case in ET.parse(report).iter("testcase"):
         module, test = case.get("classname", "").rpartition(".")[2], case.get("name", "")
@@ -125,15 +127,14 @@ def _outcomes(report: Path) -> dict[str, str]:
             continue  # a collection error of a test file names no exercise
         exercise = f"{module[len('test_'):].split('_')[0]}.{test[len('test_'):]}"
         problems = [c for c in case if c.tag in ("failure", "error", "skipped")]
-        outcomes[exercise] = _first_line(problems[0]) if problems else PASSED
+        outcomes[exercise] = _message(problems[0]) if problems else PASSED
     return outcomes
 
 
-def _first_line(element: ET.Element) -> str:
-    message = element.get("message") or (element.text or "").strip() or element.tag
-    # A failure in a fixture reads 'failed on setup with "Failed: ..."'; keep the student-facing part.
-    message = message.split("Failed: ", 1)[-1].rstrip('"')
-    return message.strip().splitlines()[0][:300] if message.strip() else element.tag
+def _message(element: ET.Element) -> str:
+    """The student-facing message of a failure (pytest prefixes "Failed: "; a fixture's adds more)."""
+    message = (element.text or "").strip() or element.get("message") or element.tag
+    return message.split("Failed: ", 1)[-1].strip().rstrip('"')[:2000]
 
 
 def grade(submissions: str | Path, timeout: float = 30.0, total_timeout: float | None = None,
