@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minideep.classroom import exercises, grade, new_workspace
@@ -189,3 +190,58 @@ def test_grade_refuses_a_folder_without_student_folders(tmp_path: Path, capsys) 
     assert "no sub-folders" in capsys.readouterr().err
     assert main(["grade", str(tmp_path / "nowhere")]) == 1
     assert "is not a folder" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------
+# The checks themselves, in this process (quick)
+# ----------------------------------------------------------------------------------------
+
+
+def test_check_op_names_the_stub_that_is_not_implemented() -> None:
+    import minideep as md
+    from minideep.classroom.check import check_op
+
+    class Half(md.Function):
+        def forward(self, x):
+            return x / 2
+
+        def backward(self, grad):
+            raise NotImplementedError("see docs/engine.md")
+
+    with pytest.raises(pytest.fail.Exception) as failed:
+        check_op("half", lambda x: Half()(x), lambda x: x / 2, [np.ones(3)], ["x"])
+    assert str(failed.value) == "half: not implemented yet: test_check_op_names_the_stub_that_is_not_implemented.<locals>.Half.backward (see docs/engine.md)"
+
+
+def test_check_op_fails_with_the_gradcheck_report_and_the_hint() -> None:
+    import minideep as md
+    from minideep.classroom.check import check_op
+
+    class Scale(md.Function):  # y = a * b with dL/db wrong (it should be g * a)
+        def forward(self, a, b):
+            self.a, self.b = a, b
+            return a * b
+
+        def backward(self, grad):
+            return grad * self.b, grad * self.b
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        check_op("scale", lambda a, b: Scale()(a, b), lambda a, b: a * b, [rng.standard_normal(4), rng.standard_normal(4)],
+                 ["a", "b"], hint="dL/db = g * a.")
+    message = str(failed.value)
+    assert "scale on input shapes (4,), (4,)" in message and "input 1 is b" in message
+    assert "gradcheck failed for input 1 (shape (4,)) at index" in message and "finite differences give" in message
+    assert "gradcheck failed for input 0" not in message and message.endswith("dL/db = g * a.")
+
+
+def test_compare_names_the_element_and_both_values() -> None:
+    from minideep.classroom.check import compare
+
+    with pytest.raises(pytest.fail.Exception) as failed:
+        compare("f, forward", np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert str(failed.value) == "f, forward: at index (1, 1) minideep gives 4, yours gives 5 (1 of 4 elements differ)."
+    with pytest.raises(pytest.fail.Exception, match=r"shape \(3,\), but minideep's has shape \(2,\)"):
+        compare("g", np.zeros(3), np.zeros(2))
+    with pytest.raises(pytest.fail.Exception, match="returned None"):
+        compare("h", None, np.zeros(2))

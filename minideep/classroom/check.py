@@ -30,10 +30,10 @@ import pytest
 
 import minideep as md
 
+from .workspace import TIMEOUT_VARIABLE
+
 #: Agreement with minideep's own op, in float64.
 ATOL, RTOL = 1e-8, 1e-6
-#: Seconds per exercise, set by the grader (``python -m minideep.classroom grade --timeout``); 0: none.
-TIMEOUT_VARIABLE = "MINIDEEP_CLASSROOM_TIMEOUT"
 
 SHAPE_HINT = (
     "A gradient has the shape of its input. If the input was broadcast in forward, sum the "
@@ -76,8 +76,10 @@ def _raised_in(err: BaseException) -> str:
 
 def compare(what: str, got: Any, expected: Any, hint: str = "") -> None:
     """Fail unless ``got`` has ``expected``'s shape and values (within ATOL + RTOL |expected|)."""
-    got, expected = np.asarray(md.Tensor(got).numpy()), np.asarray(md.Tensor(expected).numpy())
     hint = f"\n{hint}" if hint else ""
+    if got is None:
+        fail(f"{what}: returned None (a missing return?).{hint}")
+    got, expected = md.Tensor(got).numpy(), md.Tensor(expected).numpy()
     if got.shape != expected.shape:
         fail(f"{what}: shape {got.shape}, but minideep's has shape {expected.shape}.{hint}")
     error = np.abs(got - expected)

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .check import TIMEOUT_VARIABLE
-from .workspace import TEMPLATES, template_files
+from .workspace import TEMPLATES, TIMEOUT_VARIABLE, template_files
 
 PASSED = "passed"
 

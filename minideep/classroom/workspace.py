@@ -6,6 +6,8 @@ from importlib import resources
 from pathlib import Path
 
 TEMPLATES = resources.files("minideep.classroom") / "templates"
+#: Seconds per exercise, which the grader sets for the tests (``grade --timeout``); unset: no limit.
+TIMEOUT_VARIABLE = "MINIDEEP_CLASSROOM_TIMEOUT"
 
 
 def template_files() -> list[str]:

@@ -41,15 +41,32 @@ def broadcast_pairs(rng):
         yield shape, target
 
 
+class BroadcastTo(md.Function):
+    """x stretched to ``shape`` by broadcasting; its backward is your sum_to."""
+
+    def __init__(self, student, shape):
+        self.student, self.shape = student, shape
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return np.broadcast_to(x, self.shape).copy()
+
+    def backward(self, grad):
+        return self.student.sum_to(grad, self.x_shape)
+
+
 def test_sum_to(student):
+    hint = "Sum over the leading axes that broadcasting added and over the axes where shape has 1."
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
         for shape, target in broadcast_pairs(rng):
             grad = rng.standard_normal(target)
             with graded("sum_to"):
                 got = student.sum_to(grad, shape)
-            compare(f"sum_to(grad of shape {target}, {shape})", got, md.sum_to(grad, shape),
-                    hint="Sum over the leading axes that broadcasting added and over the axes where shape has 1.")
+            compare(f"sum_to(grad of shape {target}, {shape})", got, md.sum_to(grad, shape), hint)
+            # The same, as the backward pass of broadcasting (minideep's is x + zeros).
+            check_op("sum_to", lambda x: BroadcastTo(student, target)(x), lambda x: x + np.zeros(target),
+                     [rng.standard_normal(shape)], ["x"], hint=hint, seed=seed)
 
 
 def test_mul(student):
