@@ -177,7 +177,7 @@ def test_grade_stops_an_endless_loop_and_a_hang_for_that_student_only(tmp_path: 
     hangs.joinpath("ch01_autodiff.py").write_text(
         "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass\n")
 
-    assert main(["grade", str(submissions), "--timeout", "2", "--total-timeout", "8"]) == 0
+    assert main(["grade", str(submissions), "--timeout", "2", "--total-timeout", "8", "--jobs", "2"]) == 0
     table = capsys.readouterr().out
     assert re.search(r"^hangs\s+0/.*timed out: the whole run was stopped after 8 s", table, re.MULTILINE), table
     line = next(line for line in table.splitlines() if line.startswith("loops"))

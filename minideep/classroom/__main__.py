@@ -21,13 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     marks.add_argument("--timeout", type=float, default=30.0, help="seconds per exercise (default 30)")
     marks.add_argument("--total-timeout", type=float, default=None,
                        help="seconds per student (default: every exercise's limit plus 60)")
+    marks.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
     args = parser.parse_args(argv)
     try:
         if args.command == "new":
             written = new_workspace(args.folder, force=args.force)
             print(f"wrote {len(written)} files to {args.folder}; start with `pytest {args.folder}`")
         else:
-            grade(args.submissions, args.timeout, args.total_timeout, args.csv)
+            grade(args.submissions, args.timeout, args.total_timeout, args.csv, jobs=args.jobs)
     except (FileExistsError, FileNotFoundError, ValueError) as err:
         print(err, file=sys.stderr)
         return 1

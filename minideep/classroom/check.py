@@ -115,6 +115,8 @@ def check_module(name: str, yours: Callable[..., md.Tensor], module: md.nn.Modul
     """
     params = dict(module.double().named_parameters())
     for key, w in weights.items():
+        if key not in params:
+            raise KeyError(f"check_module: {type(module).__name__} has no parameter {key!r}; it has {sorted(params)}")
         params[key].data = np.array(w, dtype=np.float64)
         params[key].grad = None
     x_ref = md.tensor(np.array(x, dtype=np.float64), requires_grad=True)
@@ -127,6 +129,7 @@ def check_module(name: str, yours: Callable[..., md.Tensor], module: md.nn.Modul
 
 
 def _grade(name, yours, run_reference, leaves, reference, names, hint, seed) -> None:
+    """Forward, gradcheck, backward: ``leaves()`` makes fresh inputs, ``reference`` gets minideep's gradients."""
     mine = leaves()
     names = list(names) if names else [f"input {i}" for i in range(len(mine))]
     label = f"{name} on input shapes {', '.join(str(t.shape) for t in mine)}"

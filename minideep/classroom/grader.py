@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -137,19 +138,29 @@ def _message(element: ET.Element) -> str:
 
 
 def grade(submissions: str | Path, timeout: float = 30.0, total_timeout: float | None = None,
-          csv_path: str | Path | None = None, echo: Callable[[str], None] | None = print) -> list[Result]:
-    """Grade every sub-folder of ``submissions`` (one per student); print the table, write the CSV."""
+          csv_path: str | Path | None = None, echo: Callable[[str], None] | None = print,
+          jobs: int = 1) -> list[Result]:
+    """Grade every sub-folder of ``submissions`` (one per student); print the table, write the CSV.
+
+    ``jobs`` students are graded at once (each in its own subprocess); the table keeps their order.
+    """
     submissions = Path(submissions)
     if not submissions.is_dir():
         raise FileNotFoundError(f"classroom grade: {submissions} is not a folder of submissions")
     students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     if not students:
         raise ValueError(f"classroom grade: {submissions} has no sub-folders (one per student expected)")
-    results = []
-    for folder in students:
-        results.append(grade_submission(folder, timeout, total_timeout))
+    if jobs < 1:
+        raise ValueError(f"classroom grade: jobs must be at least 1, got {jobs}")
+
+    def one(folder: Path) -> Result:
+        result = grade_submission(folder, timeout, total_timeout)
         if echo:
-            echo(f"graded {folder.name}: {results[-1].passed}/{len(results[-1].outcomes)} passed")
+            echo(f"graded {result.student}: {result.passed}/{len(result.outcomes)} passed")
+        return result
+
+    with ThreadPoolExecutor(jobs) as pool:  # threads only wait: the work is in the subprocesses
+        results = list(pool.map(one, students))
     if csv_path is not None:
         write_csv(results, csv_path)
     if echo:

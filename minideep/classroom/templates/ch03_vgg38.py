@@ -70,11 +70,12 @@ class MaxPool2d(md.Function):
     def forward(self, x):
         k, s = self.k, self.s
         oh, ow = (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1
-        windows = [x[:, :, i : i + s * oh : s, j : j + s * ow : s] for i in range(k) for j in range(k)]
+        # windows[i*k + j]: the input at offset (i, j) of every window, (N, C, OH, OW)
+        windows = np.stack([x[:, :, i : i + s * oh : s, j : j + s * ow : s] for i in range(k) for j in range(k)])
         self.x_shape = x.shape
         # Which offset i*k + j of its window holds each output's maximum (the first, on a tie).
-        self.argmax = np.argmax(np.stack(windows), axis=0)  # (N, C, OH, OW)
-        return np.max(np.stack(windows), axis=0)
+        self.argmax = np.argmax(windows, axis=0)  # (N, C, OH, OW)
+        return np.max(windows, axis=0)
 
     def backward(self, grad):
         raise NotImplementedError("see docs/chapters/03-vgg38.md, 'Why the deep plain network does not learn'")
