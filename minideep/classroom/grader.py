@@ -88,7 +88,9 @@ def grade_submission(folder: str | Path, timeout: float = 30.0, total_timeout: f
                 shutil.copyfile(TEMPLATES / name, work / name)
         report, log = work / ".report.xml", work / ".pytest.log"
         package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds minideep/
+        # No third-party pytest plugins: they would slow every run down and could change its outcome.
         env = {**os.environ, TIMEOUT_VARIABLE: str(timeout), "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", "pytest", "-c", str(work / "pytest.ini"), "--rootdir", str(work),
                    f"--junitxml={report}", str(work)]
