@@ -125,7 +125,7 @@ def test_pytest_on_a_new_workspace_fails_every_exercise_with_not_implemented_yet
 # ----------------------------------------------------------------------------------------
 
 
-def test_grade_passes_solutions_explains_mistakes_and_reports_a_bad_import(tmp_path: Path, capsys) -> None:
+def test_grade_passes_solutions_explains_mistakes_and_reports_a_bad_import_and_a_crash(tmp_path: Path, capsys) -> None:
     submissions = tmp_path / "submissions"
     solved(submissions / "ada")
     mistakes = solved(submissions / "bo")
@@ -134,6 +134,10 @@ def test_grade_passes_solutions_explains_mistakes_and_reports_a_bad_import(tmp_p
     (mistakes / "test_ch01_autodiff.py").write_text("def test_mul(): pass\n")  # a student's own test is ignored
     bad = solved(submissions / "cy", ["ch01_autodiff.py", "ch04_highway.py"])
     bad.joinpath("ch01_autodiff.py").write_text("import not_a_package\n" + (bad / "ch01_autodiff.py").read_text())
+
+    crash = submissions / "dee"  # ends the test process itself at import
+    crash.mkdir()
+    crash.joinpath("ch01_autodiff.py").write_text("import os\nos._exit(3)\n")
 
     results = {r.student: r for r in grade(submissions, timeout=120, csv_path=tmp_path / "marks.csv", jobs=2)}
     ids = exercises()
@@ -157,6 +161,9 @@ def test_grade_passes_solutions_explains_mistakes_and_reports_a_bad_import(tmp_p
     assert cy.outcomes["ch04.highway"] == "passed"  # the bad import costs its own chapter only
     assert cy.outcomes["ch02.linear"] == "ch02_chain_rule.py is missing"
     assert "not_a_package" in cy.notes()
+
+    assert results["dee"].problem.startswith("the test run crashed (exit code 3)"), results["dee"].problem
+    assert results["dee"].passed == 0
 
     table = capsys.readouterr().out
     assert re.search(rf"^ada\s+{len(ids)}/{len(ids)}\s", table, re.MULTILINE), table

@@ -64,7 +64,8 @@ class Result:
             return self.problem
         failed = [e for e, outcome in self.outcomes.items() if outcome != PASSED]
         firsts = {e: self.outcomes[e].splitlines()[0] if self.outcomes[e] else "" for e in failed}
-        spelled = {o for o in firsts.values() if "could not be imported" in o or "timed out" in o or "missing" in o}
+        whole_file = ("could not be imported", ".py is missing", "timed out")
+        spelled = {o for o in firsts.values() if any(words in o for words in whole_file)}
         named = [e for e in failed if firsts[e] not in spelled]
         return "; ".join(sorted(spelled) + ([f"failed: {', '.join(named)}"] if named else []))
 
