@@ -22,3 +22,5 @@ __all__ = [
     "gradient_statistics", "layer_name", "lesion_kind", "lesion_study", "lesioned",
 ]
 __all__ += ["Linearization", "hessian_vector_product", "jacobian_gains", "jvp"]
+from .block_report import block_report, default_blocks, report_table  # noqa: E402
+__all__ += ["block_report", "default_blocks", "report_table"]
