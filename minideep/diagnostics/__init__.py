@@ -24,3 +24,5 @@ __all__ = [
 __all__ += ["Linearization", "hessian_vector_product", "jacobian_gains", "jvp"]
 from .block_report import block_report, default_blocks, report_table  # noqa: E402
 __all__ += ["block_report", "default_blocks", "report_table"]
+from .jacobian_product import jacobian_matrix, jacobian_product_check  # noqa: E402
+__all__ += ["jacobian_matrix", "jacobian_product_check"]
