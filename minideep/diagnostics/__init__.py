@@ -2,8 +2,15 @@
 
 * :func:`gradient_flow` and :class:`GradientFlowRecorder`: mean |dL/dW| per layer (the
   coursework's gradient-flow plot), per epoch during ``fit``.
-* :func:`chain_rule_gains`: ||dL/dh_l|| at every layer output, the per-layer gains and
-  the check that their running product is the gradient.
+* :func:`jvp`, :func:`jacobian_gains`, :func:`hessian_vector_product`: a block's Jacobian
+  applied both ways (exact VJPs, central-difference JVPs in float64), its gain on the
+  delivered gradient, its rms gain and its largest singular value; curvature H v.
+* :func:`block_report` and :func:`report_table`: those gains for every block of a network,
+  as rows and as a Markdown table.
+* :func:`jacobian_product_check`: the layers' Jacobian matrices multiplied out against
+  ``backward()``'s dL/dx (backprop is the chain rule of matrices).
+* :func:`chain_rule_gains`: ||dL/dh_l|| at every layer output and their ratios; its
+  identity n_l = n_L prod g telescopes, so it is bookkeeping, not evidence.
 * :func:`forward_statistics`: activation mean and spread, dead ReLUs, saturated sigmoids.
 * :func:`gate_analysis`: a highway network's transform gates (Srivastava et al. 2015).
 * :func:`lesion_study` and :func:`lesioned`: accuracy with one layer at a time turned
