@@ -29,7 +29,9 @@ __all__ = [
     "gradient_statistics", "layer_name", "lesion_kind", "lesion_study", "lesioned",
 ]
 __all__ += ["Linearization", "hessian_vector_product", "jacobian_gains", "jvp"]
-from .block_report import block_report, default_blocks, report_table  # noqa: E402
+from .block_gains import block_report, default_blocks, report_table  # noqa: E402
 __all__ += ["block_report", "default_blocks", "report_table"]
 from .jacobian_product import jacobian_matrix, jacobian_product_check  # noqa: E402
 __all__ += ["jacobian_matrix", "jacobian_product_check"]
+from .curvature import curvature_along_gradient, largest_hessian_eigenvalue  # noqa: E402
+__all__ += ["curvature_along_gradient", "largest_hessian_eigenvalue"]

@@ -24,7 +24,7 @@ layer's Jacobian where a layer's output has a second path to the loss (skip-to-h
 taps): the skip's gradient is mixed in. For the Jacobians themselves (the gain on the
 delivered gradient, the rms gain and the largest singular value of each block) use
 :func:`~minideep.diagnostics.jacobian.jacobian_gains` and
-:func:`~minideep.diagnostics.block_report.block_report`; for the chain rule checked
+:func:`~minideep.diagnostics.block_gains.block_report`; for the chain rule checked
 against an independent computation, :func:`~minideep.diagnostics.jacobian_product.jacobian_product_check`.
 """
 from __future__ import annotations
@@ -165,7 +165,7 @@ def chain_rule_gains(
 
     The ratios are not Jacobian gains where a layer's output also reaches the loss another
     way, and the identity n_l = n_L prod g telescopes (it holds for any numbers); for the
-    Jacobians use :func:`~minideep.diagnostics.block_report.block_report`.
+    Jacobians use :func:`~minideep.diagnostics.block_gains.block_report`.
 
     .. math::
 
