@@ -55,6 +55,13 @@ def test_each_row_is_that_blocks_own_jacobian_gains():
     assert rows[2]["rms"] == pytest.approx(direct["rms"], rel=1e-12)
     assert rows[2]["top"] == pytest.approx(direct["top"], rel=1e-12)
     assert rows[2]["input_shape"] == [3, 4, 6, 6]
+    # the residual branch F(x) alone, measured at the same input
+    with_branch = block_report(model, x, y, probes=6, iterations=8, seed=1,
+                               branch=lambda name, m: getattr(m, "residual", None))
+    branch = jacobian_gains(model[1].residual, h, probes=6, iterations=8, seed=1)
+    assert with_branch[2]["branch_rms"] == pytest.approx(branch["rms"], rel=1e-12)
+    assert with_branch[2]["branch_top"] == pytest.approx(branch["top"], rel=1e-12)
+    assert with_branch[0]["branch_rms"] is None
 
 
 def test_a_highway_mlp_reports_every_highway_layer():

@@ -64,6 +64,7 @@ def block_report(
     iterations: int = 30,
     seed: int = 0,
     theory: Callable[[str, Any, dict[str, Any]], float | None] | None = None,
+    branch: Callable[[str, Any], Callable[[Tensor], Tensor] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per block: ||dL/dh||, the block's gain on it, its rms and top gains, the skip's share.
 
@@ -91,6 +92,10 @@ def block_report(
         probes, iterations, seed: as for ``jacobian_gains``; 0 skips rms (or top).
         theory: ``theory(name, module, row) -> float | None``, the theory's prediction for the
             block (for example of ``rms``), put in the row's ``"predicted"``.
+        branch: ``branch(name, module) -> fn | None``: a part of the block to measure as well,
+            at the block's input (for example ``lambda n, m: getattr(m, "residual", None)``,
+            a residual block's F(x) without the shortcut); its rms and top go into the row's
+            ``"branch_rms"`` and ``"branch_top"`` (None where ``branch`` gives None).
 
     Returns:
         A list of JSON-ready rows, in forward order, each ``{"index", "name", "kind",
@@ -133,6 +138,12 @@ def block_report(
             rows.append({"index": index, "name": name, "kind": type(module).__name__,
                          "input_shape": list(lin.x.shape), "output_shape": list(out.shape), **gains,
                          "chain_grad_norm": None, "skip_grad_norm": None, "predicted": None})
+            part = branch(name, module) if branch is not None else None
+            if branch is not None:
+                rows[-1]["branch_rms"] = rows[-1]["branch_top"] = None
+            if part is not None:
+                part_gains = _gains(Linearization(part, lin.x, fn), None, probes, iterations, seed)
+                rows[-1]["branch_rms"], rows[-1]["branch_top"] = part_gains["rms"], part_gains["top"]
         # the gradient at h_b = what came back through block b+1 (if it reads h_b) + the rest (skips)
         for row, nxt in zip(rows, names[1:]):
             out = capture.outputs[row["name"]]
