@@ -21,17 +21,21 @@ from .chain_rule import ChainRuleReport, chain_rule_gains, check_chain_rule
 from .gradient_flow import GradientFlowRecorder, gradient_flow, gradient_statistics, layer_name
 from .highway import HighwayReport, gate_analysis
 from .lesion import LesionReport, lesion_kind, lesion_study, lesioned
-from .jacobian import Linearization, hessian_vector_product, jacobian_gains, jvp
 
 __all__ = [
     "ChainRuleReport", "GradientFlowRecorder", "HighwayReport", "LesionReport", "activation_statistics",
     "chain_rule_gains", "check_chain_rule", "forward_statistics", "gate_analysis", "gradient_flow",
     "gradient_statistics", "layer_name", "lesion_kind", "lesion_study", "lesioned",
 ]
-__all__ += ["Linearization", "hessian_vector_product", "jacobian_gains", "jvp"]
+
+# The chain rule measured: Jacobian gains, per-block reports, the matrix-product check, curvature.
 from .block_gains import block_report, default_blocks, report_table  # noqa: E402
-__all__ += ["block_report", "default_blocks", "report_table"]
-from .jacobian_product import jacobian_matrix, jacobian_product_check  # noqa: E402
-__all__ += ["jacobian_matrix", "jacobian_product_check"]
 from .curvature import curvature_along_gradient, largest_hessian_eigenvalue  # noqa: E402
-__all__ += ["curvature_along_gradient", "largest_hessian_eigenvalue"]
+from .jacobian import Linearization, hessian_vector_product, jacobian_gains, jvp  # noqa: E402
+from .jacobian_product import jacobian_matrix, jacobian_product_check  # noqa: E402
+
+__all__ += [
+    "Linearization", "block_report", "curvature_along_gradient", "default_blocks", "hessian_vector_product",
+    "jacobian_gains", "jacobian_matrix", "jacobian_product_check", "jvp", "largest_hessian_eigenvalue",
+    "report_table",
+]

@@ -61,11 +61,6 @@ def _norm(a: Any) -> float:
     return float(as_numpy(xp.sqrt((a.astype(xp.float64) ** 2).sum())))
 
 
-def _dot(a: Any, b: Any) -> float:
-    xp = get_array_module(a)
-    return float(as_numpy((a.astype(xp.float64) * b.astype(xp.float64)).sum()))
-
-
 def finite_difference_step(x: Any, v: Any) -> float:
     """t = u^(1/3) ||x|| / ||v||: a step of relative size u^(1/3) ~ 6e-6 along v (t = u^(1/3)/||v|| when x = 0)."""
     nv = _norm(v)
