@@ -125,7 +125,6 @@ def block_report(
         if missing and blocks is not None:
             raise ValueError(f"{fn}: blocks {missing} did not run in model(x)")
         names = list(capture.order)
-        through: dict[str, Any] = {}  # J_b^T g_b: what block b sends back to its input
         for index, name in enumerate(names):
             module, out = modules[name], capture.outputs[name]
             if name not in capture.inputs:
@@ -134,7 +133,13 @@ def block_report(
             g = out.grad if out.grad is not None else xp.zeros(out.shape, dtype=np.float64)
             lin = Linearization(module, capture.inputs[name].data, fn)
             gains = _gains(lin, g, probes, iterations, seed)
-            through[name] = lin.vjp(g)
+            through = lin.vjp(g)  # J_b^T g_b: what this block sends back to its input
+            if index > 0:  # the gradient at h_{b-1} = what came back through block b (if it reads h_{b-1}) + the rest
+                below = capture.outputs[names[index - 1]]
+                if capture.inputs[name] is below and below.grad is not None:
+                    rows[-1]["chain_grad_norm"] = _norm(through)
+                    rows[-1]["skip_grad_norm"] = _norm(below.grad - through)
+                below.grad = None  # done with it: free the array
             rows.append({"index": index, "name": name, "kind": type(module).__name__,
                          "input_shape": list(lin.x.shape), "output_shape": list(out.shape), **gains,
                          "chain_grad_norm": None, "skip_grad_norm": None, "predicted": None})
@@ -144,12 +149,6 @@ def block_report(
             if part is not None:
                 part_gains = _gains(Linearization(part, lin.x, fn), None, probes, iterations, seed)
                 rows[-1]["branch_rms"], rows[-1]["branch_top"] = part_gains["rms"], part_gains["top"]
-        # the gradient at h_b = what came back through block b+1 (if it reads h_b) + the rest (skips)
-        for row, nxt in zip(rows, names[1:]):
-            out = capture.outputs[row["name"]]
-            if capture.inputs.get(nxt) is out and out.grad is not None:
-                row["chain_grad_norm"] = _norm(through[nxt])
-                row["skip_grad_norm"] = _norm(out.grad - through[nxt])
     if theory is not None:
         for row in rows:
             value = theory(row["name"], modules[row["name"]], row)
