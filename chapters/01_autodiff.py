@@ -25,7 +25,7 @@ import numpy as np
 
 import minideep as md
 import minideep.nn.functional as F
-from minideep import nn, viz
+from minideep import diagnostics, nn, viz
 from minideep.autograd import Tensor, topological_order
 from minideep.backend import as_numpy, to_device
 from minideep.experiment import Experiment, RunContext, format_table
@@ -33,7 +33,8 @@ from minideep.experiment import Experiment, RunContext, format_table
 EXPRESSION = "f(a, b) = (a*b + tanh(a) + a/b)^2"
 
 # The chapter is tiny: the presets differ only in name (every flag is still accepted).
-_CONFIG = {"a": 1.5, "b": 0.5, "mlp_sizes": [3, 4, 2], "mlp_batch": 5, "eps": 1e-6, "dtype": "float64"}
+_CONFIG = {"a": 1.5, "b": 0.5, "mlp_sizes": [3, 4, 2], "mlp_batch": 5, "eps": 1e-6, "dtype": "float64",
+           "product_depth": 6, "product_width": 8}
 PRESETS = {"smoke": dict(_CONFIG), "quick": dict(_CONFIG), "paper": dict(_CONFIG)}
 VARIANTS = ("expression", "mlp")
 
@@ -300,7 +301,29 @@ def run_mlp(ctx: RunContext) -> dict:
     log(f"md.gradcheck (input and all {sum(p.size for _, p in params)} weights): {'passed' if passed else 'FAILED'}")
     return {"sizes": cfg["mlp_sizes"], "batch": cfg["mlp_batch"], "loss": loss.item(),
             "gradients": {n: _value(p.grad) for n, p in params}, "replay_matches_engine": bool(matches),
-            "steps": steps, "finite_differences": fd, "gradcheck": bool(passed), "graph": graph}
+            "steps": steps, "finite_differences": fd, "gradcheck": bool(passed), "graph": graph,
+            "jacobian_product": run_jacobian_product(ctx)}
+
+
+# --8<-- [start:jacobian_product]
+def run_jacobian_product(ctx: RunContext) -> dict:
+    """Backprop is the chain rule of matrices: (J_L ... J_1)^T dL/dh_L against backward()'s dL/dx."""
+    cfg, log = ctx.config, ctx.log
+    depth, width = cfg["product_depth"], cfg["product_width"]
+    md.manual_seed(ctx.seed)
+    net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.Tanh())]).double()
+    rng = np.random.default_rng(ctx.seed)
+    x, y = rng.standard_normal((1, width)), rng.integers(0, width, 1)
+    check = diagnostics.jacobian_product_check(net, x, y)
+    log(f"\nThe chain rule as matrices: {depth} x (Linear {width}x{width} -> tanh), one sample, "
+        "every layer's Jacobian written out (W, diag(1 - h^2)) and multiplied")
+    log(f"|(J_L...J_1)^T dL/dh_L - dL/dx from backward()|: max {check['max_abs_difference']:.1e}, "
+        f"relative {check['relative_difference']:.1e}")
+    log(format_table([{"after layer": name, "largest sigma of J_l...J_1": sv[0], "smallest": sv[-1]}
+                      for name, sv in zip(check["names"], check["singular_values"]) if name.isdigit()
+                      and int(name) % 2 == 1]))
+    return check
+# --8<-- [end:jacobian_product]
 
 
 def run_variant(ctx: RunContext) -> dict:
@@ -323,12 +346,28 @@ def summarize(results: dict) -> str:
     return format_table(rows)
 
 
+def jacobian_product_page(check: dict) -> str:
+    """The chain-rule-of-matrices result as Markdown: the agreement, then sigma of J_l...J_1 per layer."""
+    rows = [{"layer": f"{int(name) // 2 + 1} ({'Linear' if int(name) % 2 == 0 else 'tanh'})",
+             "largest": sv[0], "median": float(np.median(sv)), "smallest": sv[-1]}
+            for name, sv in zip(check["names"], check["singular_values"])]
+    table = diagnostics.report_table(rows, {"layer": "after layer l", "largest": "largest σ of J_l⋯J_1",
+                                            "median": "median σ", "smallest": "smallest σ"})
+    return (f"max |(J_L⋯J_1)ᵀ ∂L/∂h_L − ∂L/∂x (backward)| = {check['max_abs_difference']:.1e}, "
+            f"relative {check['relative_difference']:.1e}; ‖∂L/∂h_L‖ = {check['output_grad_norm']:.3g}, "
+            f"‖∂L/∂x‖ = {check['input_grad_norm']:.3g}\n\n{table}\n")
+
+
 def figures(results: dict, out: Path) -> list[Path]:
-    """The graph files the runs wrote (DOT always, SVG with Graphviz)."""
+    """The graph files the runs wrote (DOT always, SVG with Graphviz), and jacobian_product.md."""
     found = []
     for entry in results["variants"].values():
         for run in entry["runs"].values():
             found += [out / name for name in run["graph"].values() if name]
+            if "jacobian_product" in run:
+                path = out / "jacobian_product.md"
+                path.write_text(jacobian_product_page(run["jacobian_product"]))
+                found.append(path)
     return found
 
 

@@ -2,8 +2,15 @@
 
 * :func:`gradient_flow` and :class:`GradientFlowRecorder`: mean |dL/dW| per layer (the
   coursework's gradient-flow plot), per epoch during ``fit``.
-* :func:`chain_rule_gains`: ||dL/dh_l|| at every layer output, the per-layer gains and
-  the check that their running product is the gradient.
+* :func:`jvp`, :func:`jacobian_gains`, :func:`hessian_vector_product`: a block's Jacobian
+  applied both ways (exact VJPs, central-difference JVPs in float64), its gain on the
+  delivered gradient, its rms gain and its largest singular value; curvature H v.
+* :func:`block_report` and :func:`report_table`: those gains for every block of a network,
+  as rows and as a Markdown table.
+* :func:`jacobian_product_check`: the layers' Jacobian matrices multiplied out against
+  ``backward()``'s dL/dx (backprop is the chain rule of matrices).
+* :func:`chain_rule_gains`: ||dL/dh_l|| at every layer output and their ratios; its
+  identity n_l = n_L prod g telescopes, so it is bookkeeping, not evidence.
 * :func:`forward_statistics`: activation mean and spread, dead ReLUs, saturated sigmoids.
 * :func:`gate_analysis`: a highway network's transform gates (Srivastava et al. 2015).
 * :func:`lesion_study` and :func:`lesioned`: accuracy with one layer at a time turned
@@ -19,4 +26,16 @@ __all__ = [
     "ChainRuleReport", "GradientFlowRecorder", "HighwayReport", "LesionReport", "activation_statistics",
     "chain_rule_gains", "check_chain_rule", "forward_statistics", "gate_analysis", "gradient_flow",
     "gradient_statistics", "layer_name", "lesion_kind", "lesion_study", "lesioned",
+]
+
+# The chain rule measured: Jacobian gains, per-block reports, the matrix-product check, curvature.
+from .block_gains import block_report, default_blocks, report_table  # noqa: E402
+from .curvature import curvature_along_gradient, largest_hessian_eigenvalue  # noqa: E402
+from .jacobian import Linearization, hessian_vector_product, jacobian_gains, jvp  # noqa: E402
+from .jacobian_product import jacobian_matrix, jacobian_product_check  # noqa: E402
+
+__all__ += [
+    "Linearization", "block_report", "curvature_along_gradient", "default_blocks", "hessian_vector_product",
+    "jacobian_gains", "jacobian_matrix", "jacobian_product_check", "jvp", "largest_hessian_eigenvalue",
+    "report_table",
 ]

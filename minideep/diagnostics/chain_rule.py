@@ -1,4 +1,4 @@
-"""The chain rule made visible: the gradient at each layer is a product of per-layer gains.
+"""Gradient norms per layer and their ratios: bookkeeping, not evidence for the chain rule.
 
 Read a network as layers h_l = f_l(h_{l-1}), l = 1..L, with h_0 the input x and h_L the
 output that the loss L sees. Backpropagation hands each layer dL/dh_l and gets back
@@ -14,7 +14,18 @@ g_l = n_{l-1} / n_l the layer's gain: how much layer l shrinks (g_l < 1) or grow
 so the gradient that reaches layer l is the output gradient times the product of the
 gains above it. Twenty gains of 0.25 (a sigmoid's best) make 0.25^20 ~ 1e-12: the
 vanishing gradient. ``chain_rule_gains`` measures every n_l with forward hooks and
-``retain_grad()``, forms the gains and their running product, and checks the identity.
+``retain_grad()``, forms the ratios and their running product, and checks the identity.
+
+**Bookkeeping, not evidence.** The identity telescopes: n_L * prod_{k>l} n_{k-1}/n_k = n_l
+for *any* positive numbers, so it holds to rounding whatever the network does and proves
+nothing about the chain rule. The check only confirms that every point was caught and
+that no gradient vanished to exactly 0 or overflowed. The ratio g_l is also not any
+layer's Jacobian where a layer's output has a second path to the loss (skip-to-head
+taps): the skip's gradient is mixed in. For the Jacobians themselves (the gain on the
+delivered gradient, the rms gain and the largest singular value of each block) use
+:func:`~minideep.diagnostics.jacobian.jacobian_gains` and
+:func:`~minideep.diagnostics.block_gains.block_report`; for the chain rule checked
+against an independent computation, :func:`~minideep.diagnostics.jacobian_product.jacobian_product_check`.
 """
 from __future__ import annotations
 
@@ -30,7 +41,7 @@ from ..ops.loss import cross_entropy
 from .activations import activation_statistics
 from .layers import OutputCapture, activation_kind, frozen_parameters, preserved_buffers, resolve_layers
 
-#: Largest relative difference between n_l and n_L * prod g that still counts as equal.
+#: Largest relative difference between n_l and n_L * prod g that still counts as equal (a bookkeeping check).
 TOLERANCE = 1e-6
 
 
@@ -50,7 +61,8 @@ class ChainRuleReport:
         predicted_norms: n_L * P_l, the chain rule's prediction of n_l.
         relative_errors: |n_L P_l - n_l| / n_l for each l (NaN where n_l is 0 or not finite).
         max_relative_error: the largest of them.
-        identity_holds: every n_l is positive and finite and matches n_L P_l to ``tolerance``.
+        identity_holds: every n_l is positive and finite and matches n_L P_l to ``tolerance``
+            (bookkeeping: the identity telescopes, so this only fails on a 0 or non-finite norm).
         tolerance: the relative tolerance used.
         loss: the loss value.
         forward: forward statistics of h_1..h_L (see ``activation_statistics``), with names.
@@ -95,7 +107,7 @@ class ChainRuleReport:
             rows.append(f"{l:>3} {name[:24]:<24} {self.grad_norms[l]:12.4g} {gain} {self.products[l]:10.3g} "
                         f"{self.predicted_norms[l]:12.4g} {mean} {std}  {extra}")
         verdict = "holds" if self.identity_holds else "does NOT hold"
-        rows.append(f"chain rule n_l = n_L * prod_(k>l) g_k {verdict} "
+        rows.append(f"bookkeeping n_l = n_L * prod_(k>l) g_k {verdict} (it telescopes: not a test of the chain rule) "
                     f"(largest relative difference {self.max_relative_error:.1e}, tolerance {self.tolerance:.0e})"
                     + (f"; {self.note}" if self.note else ""))
         return "\n".join(rows)
@@ -109,7 +121,10 @@ def _norm(grad: Any) -> float:
 
 # --8<-- [start:check_chain_rule]
 def check_chain_rule(grad_norms: Sequence[float], tolerance: float = TOLERANCE) -> dict[str, Any]:
-    """Gains, running products and the identity check from measured norms n_0..n_L.
+    """Ratios, running products and the telescoping check from measured norms n_0..n_L (bookkeeping).
+
+    n_L * prod g = n_l holds for any positive numbers; the check fails only where a norm is
+    0 or not finite (a gradient that vanished or overflowed), and the note says where.
 
     Returns ``{"gains", "products", "predicted_norms", "relative_errors",
     "max_relative_error", "identity_holds", "note"}`` (see ``ChainRuleReport``).
@@ -146,7 +161,11 @@ def chain_rule_gains(
     *,
     tolerance: float = TOLERANCE,
 ) -> ChainRuleReport:
-    """The gradient norm at every layer output, the per-layer gains, and the chain-rule check.
+    """The gradient norm at every layer output, their ratios g_l = n_{l-1}/n_l, and a bookkeeping check.
+
+    The ratios are not Jacobian gains where a layer's output also reaches the loss another
+    way, and the identity n_l = n_L prod g telescopes (it holds for any numbers); for the
+    Jacobians use :func:`~minideep.diagnostics.block_gains.block_report`.
 
     .. math::
 
