@@ -60,7 +60,7 @@ def test_curvature_of_a_tanh_mlp_matches_torch(torch):
     gtg = sum((g * g).sum() for g in grads)
     hg = torch.autograd.grad(gtg / 2, tp)  # d/dw (g^T g / 2) = H g
     gthg = sum((g.detach() * h).sum() for g, h in zip(grads, hg))
-    assert c["gTg"] == pytest.approx(float(gtg), rel=1e-10)
+    assert c["gTg"] == pytest.approx(float(gtg.detach()), rel=1e-10)
     assert c["gTHg"] == pytest.approx(float(gthg), rel=1e-4)
     # a small step: second order explains the change to third order in lr
     assert abs(c["actual_change"] - c["predicted_change"]) < 0.1 * abs(c["actual_change"] - c["first_order_change"])
