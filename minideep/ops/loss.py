@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function, Tensor, as_tensor_like, unwrap
-from ..backend import get_array_module
+from ..backend import as_numpy, get_array_module
 from .activation import log_softmax_array
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -23,7 +23,7 @@ def _check_targets(op: str, scores, target, reduction: str):
     if target.shape != scores.shape[:1]:
         raise ValueError(f"{op}: target has shape {target.shape} but input has shape {scores.shape} (expected ({scores.shape[0]},))")
     if target.size:
-        lo, hi = int(target.min()), int(target.max())
+        lo, hi = as_numpy(xp.stack([target.min(), target.max()])).tolist()  # one transfer, not two
         if lo < 0 or hi >= scores.shape[1]:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{op}: target contains class {bad} but input has {scores.shape[1]} classes (valid: 0..{scores.shape[1] - 1})")

@@ -5,6 +5,7 @@ back to where the value came from.
 """
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any, Sequence
 
 from ..autograd import Function, Tensor, normalize_axis, unwrap
@@ -117,8 +118,8 @@ class Concatenate(Function):
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        cuts = list(xp.cumsum(xp.asarray(self.sizes[:-1]))) if len(self.sizes) > 1 else []
-        return tuple(xp.split(grad, [int(c) for c in cuts], axis=self.axis))
+        cuts = list(accumulate(self.sizes[:-1]))  # the split points, on the host: no round trip to a GPU
+        return tuple(xp.split(grad, cuts, axis=self.axis))
 
 
 class Stack(Function):
