@@ -544,7 +544,8 @@ def _diverged(state: TrainState, step: int | None, value: float | None, last_pat
     lr = getattr(state.optimizer, "lr", None)
     return TrainingDiverged(
         f"fit: training diverged: {what} (lr={lr}); training stopped, {where}. "
-        "Try a smaller learning rate, gradient-friendly initialisation or normalisation.",
+        "Try a smaller learning rate, gradient-friendly initialisation or normalisation "
+        "(on a GPU, a NaN loss can also be a target class out of range: cross_entropy does not read targets back).",
         epoch=state.epoch, step=step, loss=value, checkpoint=checkpoint,
     )
 

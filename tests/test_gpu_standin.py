@@ -110,6 +110,83 @@ def test_the_stand_in_counts_launches_and_synchronisations(cupy):
     assert c == {"launches": 3, "syncs": 1, "uploads": 0}
 
 
+# --- lean on a GPU: what a step costs, counted under the stand-in ---------------------------------
+
+
+def _tiny_fit(steps: int, fetch_every: int, monkeypatch) -> dict[str, int]:
+    import fakegpu
+
+    from minideep import nn, optim, train
+    from minideep.data.loader import DataLoader
+
+    monkeypatch.setattr(train, "GPU_FETCH_EVERY", fetch_every)
+    rng = np.random.default_rng(0)
+    data = type("Data", (), {"images": rng.standard_normal((4 * steps, 6)).astype(np.float32),
+                             "labels": rng.integers(0, 3, 4 * steps)})()
+    md.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5, momentum=None), nn.ReLU(), nn.Linear(5, 3))
+    loader = DataLoader(data, batch_size=4, device="gpu", prefetch=0)
+    opt = optim.Adam(model.named_parameters(), lr=0.01)
+    with fakegpu.counting() as c:
+        train.fit(model, opt, loader, 1, device="gpu", progress=False, log=None)
+    return c
+
+
+@needs_fake
+def test_a_training_epoch_on_the_gpu_reads_back_once_per_fetch_not_once_per_step(monkeypatch):
+    # Each fetch of the metrics is one read back; no step (loss, accuracy, cross-entropy's
+    # target check, BatchNorm's momentum=None, Adam) waits for the device on its own.
+    short, long = _tiny_fit(3, 100, monkeypatch), _tiny_fit(9, 100, monkeypatch)
+    assert short["syncs"] == long["syncs"]
+    assert _tiny_fit(9, 3, monkeypatch)["syncs"] == long["syncs"] + 2  # three fetches instead of one
+
+
+@needs_fake
+def test_adam_on_the_gpu_is_one_kernel_per_parameter_and_step(cupy):
+    import fakegpu
+
+    from minideep import optim
+
+    params = [(n, md.tensor(cupy.asarray(np.ones(s)), requires_grad=True)) for n, s in (("a", (3, 4)), ("b", (4,)))]
+    for amsgrad, kernels in ((False, 1), (True, 16)):  # AMSGrad keeps the one-operation-at-a-time path
+        opt = optim.Adam(params, lr=0.1, weight_decay=0.01, amsgrad=amsgrad)
+        for _ in range(2):
+            for _, p in params:
+                p.grad = cupy.asarray(np.full(p.shape, 0.5))
+            with fakegpu.counting() as c:
+                opt.step()
+        assert c == {"launches": kernels * len(params), "syncs": 0, "uploads": 0}
+
+
+@needs_fake
+def test_gaussian_noise_draws_from_one_device_generator_per_host_generator(cupy):
+    from minideep.data import transforms as T
+
+    x = cupy.zeros((2, 1, 3, 3), dtype=np.float32)
+    gen = np.random.default_rng(0)
+    first, second = T.gaussian_noise(x, 1.0, gen), T.gaussian_noise(x, 1.0, gen)
+    assert T._device_generator(gen, cupy) is T._device_generator(gen, cupy)
+    assert not np.array_equal(first.get(), second.get())  # the stream goes on, batch after batch
+    again = np.random.default_rng(0)
+    np.testing.assert_array_equal(T.gaussian_noise(x, 1.0, again).get(), first.get())  # reproducible
+
+
+@needs_fake
+def test_device_targets_out_of_range_make_the_loss_nan_instead_of_a_read_back(cupy):
+    import fakegpu
+
+    import minideep.nn.functional as F
+
+    logits = md.tensor(cupy.asarray(np.zeros((3, 4))), requires_grad=True)
+    with fakegpu.counting() as c:
+        good = F.cross_entropy(logits, cupy.asarray(np.array([0, 3, 1])))
+        bad = F.cross_entropy(logits, cupy.asarray(np.array([0, 4, 1])))  # CuPy would wrap 4 to 0
+    assert c["syncs"] == 0
+    assert good.item() == pytest.approx(np.log(4)) and np.isnan(bad.item())
+    with pytest.raises(ValueError, match="target contains class 4"):  # a host target is still checked
+        F.cross_entropy(logits, [0, 4, 1])
+
+
 @needs_gpu
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_chapter_runs_its_smoke_preset_on_the_gpu(chapter, tmp_path):
