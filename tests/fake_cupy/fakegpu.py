@@ -15,6 +15,7 @@ The stand-in counts what a GPU would pay for:
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sys
@@ -23,6 +24,8 @@ from typing import Iterator
 FOLDER = os.path.dirname(os.path.abspath(__file__))
 
 counts = {"launches": 0, "syncs": 0, "uploads": 0}
+#: The launches by operation name (``matmul``, ``add``, ``setitem``, ``fused:adam_step``, ...).
+by_name: collections.Counter = collections.Counter()
 # How many nested cupy.fuse calls are running: inside one, the operations are a single kernel.
 fused_depth = [0]
 
@@ -41,6 +44,7 @@ def install() -> None:
 def reset() -> None:
     for key in counts:
         counts[key] = 0
+    by_name.clear()
 
 
 @contextlib.contextmanager

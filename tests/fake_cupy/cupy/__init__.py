@@ -31,9 +31,10 @@ __version__ = "14.2.0+fakegpu"
 _counts = fakegpu.counts
 
 
-def _launch() -> None:
+def _launch(name: str = "other") -> None:
     if fakegpu.fused_depth[0] == 0:
         _counts["launches"] += 1
+        fakegpu.by_name[name] += 1
 
 
 def _sync() -> None:
@@ -78,20 +79,20 @@ def _arrays_in(x: Any, found: list) -> list:
     return found
 
 
-def _wrap(result: Any, inputs: Any = (), launches: bool = True) -> Any:
+def _wrap(result: Any, inputs: Any = (), launches: bool = True, name: str = "other") -> Any:
     """Wrap NumPy results as device arrays; a result that is a view of an input launches nothing."""
     if isinstance(result, numpy.ndarray):
         if launches and not builtins.any(numpy.may_share_memory(result, a) for a in _arrays_in(inputs, [])):
-            _launch()
+            _launch(name)
         return ndarray._of(result)
     if isinstance(result, numpy.generic):  # CuPy's reductions give 0-d arrays, never scalars
         if launches:
-            _launch()
+            _launch(name)
         return ndarray._of(numpy.asarray(result))
     if isinstance(result, tuple):
-        return tuple(_wrap(r, inputs, launches) for r in result)
+        return tuple(_wrap(r, inputs, launches, name) for r in result)
     if isinstance(result, list):
-        return [_wrap(r, inputs, launches) for r in result]
+        return [_wrap(r, inputs, launches, name) for r in result]
     return result
 
 
@@ -149,7 +150,7 @@ def _binary(name: str, reflected: bool = False) -> Any:
             raise TypeError(f"Unsupported type {type(other)}")
         o = _unwrap(other)
         args = (o, self._a) if reflected else (self._a, o)
-        return _wrap(ufunc(*args, order="C"))
+        return _wrap(ufunc(*args, order="C"), name=name)
     return op
 
 
@@ -160,20 +161,20 @@ def _inplace(name: str) -> Any:
         if isinstance(other, (list, numpy.ndarray)) and not isinstance(other, ndarray):
             raise TypeError(f"Unsupported type {type(other)}")
         ufunc(self._a, _unwrap(other), out=self._a)
-        _launch()
+        _launch(name)
         return self
     return op
 
 
 def _unary(name: str) -> Any:
     ufunc = getattr(numpy, name)
-    return lambda self: _wrap(ufunc(self._a, order="C"))
+    return lambda self: _wrap(ufunc(self._a, order="C"), name=name)
 
 
 def _method(name: str) -> Any:
     def method(self: ndarray, *args: Any, **kwargs: Any) -> Any:
         a_args, a_kwargs = _unwrap(args), {k: _unwrap(v) for k, v in kwargs.items()}
-        return _wrap(getattr(self._a, name)(*a_args, **a_kwargs), (self._a, a_args))
+        return _wrap(getattr(self._a, name)(*a_args, **a_kwargs), (self._a, a_args), name=name)
     method.__name__ = name
     return method
 
@@ -280,6 +281,7 @@ class ndarray:
     mT = property(lambda self: ndarray._of(self._a.mT))
     base = property(lambda self: None if self._a.base is None else ndarray._of(self._a.base))
     device = property(lambda self: cuda.Device(0))
+    data = property(lambda self: cuda.MemoryPointer(self))  # CuPy's .data is device memory, not the values
 
     @shape.setter
     def shape(self, value: Any) -> None:
@@ -288,13 +290,13 @@ class ndarray:
     # --- indexing: integer arrays wrap around, as in CuPy ---
     def __getitem__(self, key: Any) -> Any:
         key = _wrap_index(_unwrap_key(key), self._a.shape)
-        return _wrap(self._a[key], (self._a,))
+        return _wrap(self._a[key], (self._a,), name="getitem")
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(value, numpy.ndarray):
             raise TypeError(f"Unsupported type {type(value)}")
         self._a[_wrap_index(_unwrap_key(key), self._a.shape)] = _unwrap(value)
-        _launch()
+        _launch("setitem")
 
     def take(self, indices: Any, axis: Any = None, out: Any = None) -> Any:
         return take(self, indices, axis=axis, out=out)
@@ -302,15 +304,15 @@ class ndarray:
     def astype(self, dtype: Any, order: str = "K", casting: Any = None, subok: Any = None, copy: bool = True) -> Any:
         if not copy and numpy.dtype(dtype) == self._a.dtype:
             return self
-        _launch()
+        _launch("astype")
         return ndarray._of(self._a.astype(dtype, order="C" if order == "K" else order))
 
     def copy(self, order: str = "C") -> Any:
-        _launch()
+        _launch("copy")
         return ndarray._of(self._a.copy(order=order))
 
     def fill(self, value: Any) -> None:
-        _launch()
+        _launch("fill")
         self._a.fill(_unwrap(value))
 
     def __copy__(self) -> Any:
@@ -380,17 +382,17 @@ class ufunc:
             if not builtins.all(isinstance(o, ndarray) for o in outs):
                 raise TypeError(f"Unsupported type {type(outs[0])}")
             self._u(*a_args, out=tuple(o._a for o in outs), **kwargs)
-            _launch()
+            _launch(self.__name__)
             return out
         kwargs.setdefault("order", "C")
-        return _wrap(self._u(*a_args, **kwargs))
+        return _wrap(self._u(*a_args, **kwargs), name=self.__name__)
 
     def at(self, a: Any, indices: Any, b: Any = None) -> None:
         if not isinstance(a, ndarray):
             raise TypeError(f"Unsupported type {type(a)}")
         key = _wrap_index(_unwrap(indices), a._a.shape)
         self._u.at(a._a, key, *(() if b is None else (_unwrap(b),)))
-        _launch()
+        _launch("ufunc.at")
 
     def reduce(self, a: Any, *args: Any, **kwargs: Any) -> Any:
         return _wrap(self._u.reduce(_unwrap(a), *_unwrap(args), **kwargs))
@@ -421,8 +423,15 @@ def _function(name: str, launches: bool = True) -> Any:
     np_func = getattr(numpy, name)
 
     def function(*args: Any, **kwargs: Any) -> Any:
+        out = kwargs.get("out")
+        if out is not None:  # writes into a device array: a kernel, although the result is a "view" of out
+            if not isinstance(out, ndarray):
+                raise TypeError(f"Unsupported type {type(out)}")
+            np_func(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+            _launch(name)
+            return out
         a_args, a_kwargs = _unwrap(args), {k: _unwrap(v) for k, v in kwargs.items()}
-        return _wrap(np_func(*a_args, **a_kwargs), (a_args, a_kwargs), launches)
+        return _wrap(np_func(*a_args, **a_kwargs), (a_args, a_kwargs), launches, name)
     function.__name__ = name
     function.__doc__ = f"cupy.{name} (the stand-in: numpy.{name} under CuPy's rules)"
     return function
@@ -451,7 +460,7 @@ def copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) ->
     if not isinstance(dst, ndarray):
         raise TypeError(f"Unsupported type {type(dst)}")
     numpy.copyto(dst._a, _unwrap(src), casting=casting, where=_unwrap(where))
-    _launch()
+    _launch("copyto")
 
 
 def take(a: Any, indices: Any, axis: Any = None, out: Any = None) -> Any:
@@ -459,9 +468,9 @@ def take(a: Any, indices: Any, axis: Any = None, out: Any = None) -> Any:
     a_, i_ = _unwrap(a), _unwrap(indices)
     if out is not None:
         numpy.take(a_, i_, axis=axis, mode="wrap", out=out._a)
-        _launch()
+        _launch("take")
         return out
-    return _wrap(numpy.take(a_, i_, axis=axis, mode="wrap"))
+    return _wrap(numpy.take(a_, i_, axis=axis, mode="wrap"), name="take")
 
 
 def asarray(a: Any, dtype: Any = None, order: Any = None, *, blocking: bool = False) -> ndarray:
@@ -489,7 +498,7 @@ def ascontiguousarray(a: Any, dtype: Any = None) -> ndarray:
         raise TypeError(f"Unsupported type {type(a)}")
     if a._a.flags.c_contiguous and (dtype is None or numpy.dtype(dtype) == a.dtype):
         return a
-    _launch()
+    _launch("ascontiguousarray")
     return ndarray._of(numpy.ascontiguousarray(a._a, dtype=dtype))
 
 
@@ -513,7 +522,7 @@ def fuse(*args: Any, **kwargs: Any) -> Any:
                 return f(*a, **k)
             finally:
                 fakegpu.fused_depth[0] -= 1
-                _launch()
+                _launch("fused:" + getattr(f, "__name__", "fused"))
         fused.__name__ = getattr(f, "__name__", "fused")
         return fused
 
@@ -561,7 +570,7 @@ class _Generator:
         self._g = np_gen
 
     def _draw(self, name: str, *args: Any, **kwargs: Any) -> ndarray:
-        _launch()
+        _launch("random")
         return ndarray._of(numpy.asarray(getattr(self._g, name)(*_unwrap(args), **kwargs)))
 
     def random(self, size: Any = None, dtype: Any = numpy.float64, out: Any = None) -> ndarray:
@@ -584,22 +593,22 @@ class _RandomState:
         self._r = numpy.random.RandomState(seed)
 
     def standard_normal(self, size: Any = None, dtype: Any = float) -> ndarray:
-        _launch()
+        _launch("random")
         return ndarray._of(numpy.asarray(self._r.standard_normal(size)).astype(dtype))
 
     def normal(self, loc: float = 0.0, scale: float = 1.0, size: Any = None, dtype: Any = float) -> ndarray:
-        _launch()
+        _launch("random")
         return ndarray._of(numpy.asarray(self._r.normal(loc, scale, size)).astype(dtype))
 
     def rand(self, *size: int, dtype: Any = float) -> ndarray:
-        _launch()
+        _launch("random")
         return ndarray._of(numpy.asarray(self._r.rand(*size)).astype(dtype))
 
     def randn(self, *size: int, dtype: Any = float) -> ndarray:
         return self.standard_normal(size, dtype)
 
     def uniform(self, low: float = 0.0, high: float = 1.0, size: Any = None, dtype: Any = float) -> ndarray:
-        _launch()
+        _launch("random")
         return ndarray._of(numpy.asarray(self._r.uniform(low, high, size)).astype(dtype))
 
 
@@ -627,8 +636,17 @@ class _Device:
         pass
 
 
+class _MemoryPointer:
+    """``cupy.cuda.MemoryPointer``: an address on the device (nothing to compute with)."""
+
+    def __init__(self, array: ndarray) -> None:
+        self.ptr = array._a.__array_interface__["data"][0]
+        self.device_id = 0
+
+
 cuda = types.ModuleType("cupy.cuda")
 cuda.Device = _Device  # type: ignore[attr-defined]
+cuda.MemoryPointer = _MemoryPointer  # type: ignore[attr-defined]
 cuda.runtime = types.ModuleType("cupy.cuda.runtime")  # type: ignore[attr-defined]
 cuda.runtime.getDeviceCount = lambda: 1  # type: ignore[attr-defined]
 cuda.runtime.runtimeGetVersion = lambda: 12080  # type: ignore[attr-defined]
