@@ -37,7 +37,9 @@ import minideep.nn.functional as F  # noqa: E402
 from minideep import optim, train  # noqa: E402
 from minideep.backend import to_device  # noqa: E402
 from minideep.models.vgg import vgg38  # noqa: E402
-from minideep.ops import conv as conv_ops  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from gpu_step_time import im2col_everywhere  # noqa: E402
 
 PRODUCTS = ("matmul", "dot", "tensordot", "einsum", "inner")
 
@@ -78,19 +80,6 @@ def vgg38_step(batch: int = 100) -> tuple[Callable[[], None], Callable[[], None]
     return step, fit_step
 
 
-def _im2col_everywhere() -> Callable[[], None]:
-    """Make stride-1 convolutions take the im2col path (one product per direction); returns the undo."""
-    cls = conv_ops.Conv2d
-    saved = {name: getattr(cls, name) for name in ("_forward_shifted", "_backward_shifted")}
-    cls._forward_shifted = cls._forward_im2col  # type: ignore[method-assign]
-    cls._backward_shifted = cls._backward_im2col  # type: ignore[method-assign]
-
-    def undo() -> None:
-        for name, method in saved.items():
-            setattr(cls, name, method)
-    return undo
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=100)
@@ -100,11 +89,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"counted_under": "the CuPy stand-in tests/fake_cupy (CPU); no GPU timing",
                                "model": "VGG38 (5 blocks per stage, 32 channels, 100 classes)",
                                "batch": [args.batch, 3, 32, 32], "fetch_every": train.GPU_FETCH_EVERY, "rows": {}}
-    variants = [("as dispatched in this tree", None)]
-    if all(hasattr(conv_ops.Conv2d, m) for m in ("_forward_shifted", "_forward_im2col", "_backward_im2col")):
-        variants.append(("stride-1 conv as im2col + 1 product per direction", _im2col_everywhere))
-    for label, setup in variants:
+    for label, setup in (("as dispatched", None), ("conv as im2col", im2col_everywhere)):
         undo = setup() if setup else None
+        if setup and undo is None:
+            continue  # the convolution op no longer has the two paths
         try:
             step, fit_step = vgg38_step(args.batch)
             step()  # the first step allocates Adam's moments
@@ -116,9 +104,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 undo()
 
     print(f"VGG38 training step, batch {args.batch}x3x32x32, Adam; counted under the CuPy stand-in (no GPU):")
-    print(f"{'':58s} {'kernels':>8s} {'products':>8s} {'syncs':>6s} {'uploads':>7s}")
+    print(f"{'':40s} {'kernels':>8s} {'products':>8s} {'syncs':>6s} {'uploads':>7s}")
     for label, row in results["rows"].items():
-        print(f"{label:58s} {row['launches']:8d} {row['matrix_products']:8d} {row['syncs']:6d} {row['uploads']:7d}")
+        print(f"{label:40s} {row['launches']:8d} {row['matrix_products']:8d} {row['syncs']:6d} {row['uploads']:7d}")
     print(f"fit also reads its metrics back once every {train.GPU_FETCH_EVERY} steps (and at each epoch's end).")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

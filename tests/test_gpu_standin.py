@@ -199,3 +199,17 @@ def test_every_chapter_runs_its_smoke_preset_on_the_gpu(chapter, tmp_path):
     assert results["device"] == "gpu"
     if FAKE:
         assert results["versions"]["cupy"].endswith("+fakegpu")
+
+
+@needs_fake
+def test_the_gpu_check_script_parses_and_its_dry_run_writes_every_result_to_the_given_folder(tmp_path):
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "MINIDEEP_DEVICE"}
+    done = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path), "00", "06"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = (tmp_path / "summary.txt").read_text().splitlines()
+    assert "DRY RUN" in summary[0] and [line.split()[:3] for line in summary[1:]] == [
+        ["00", "environment", "rc=0"], ["06", "bench-torch", "rc=0"]]
+    assert "cupy 14.2.0+fakegpu" in (tmp_path / "00-environment.log").read_text()
