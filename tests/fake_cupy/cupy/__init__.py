@@ -356,7 +356,7 @@ class ndarray:
 for _name in (
     "all", "any", "argmax", "argmin", "argpartition", "argsort", "clip", "compress", "conj", "conjugate",
     "cumprod", "cumsum", "diagonal", "dot", "flatten", "max", "mean", "min", "nonzero", "partition", "prod",
-    "ptp", "put", "ravel", "repeat", "reshape", "round", "searchsorted", "sort", "squeeze", "std", "sum",
+    "ptp", "put", "ravel", "repeat", "reshape", "round", "sort", "squeeze", "std", "sum",
     "swapaxes", "trace", "transpose", "var", "view", "tobytes",
 ):
     setattr(ndarray, _name, _method(_name))
@@ -516,10 +516,13 @@ def fuse(*args: Any, **kwargs: Any) -> Any:
     """``cupy.fuse``: one kernel for a function of elementwise operations (run here as Python, counted once)."""
 
     def decorate(f: Any) -> Any:
-        def fused(*a: Any, **k: Any) -> Any:
+        def fused(*a: Any) -> Any:  # CuPy's Fusion.__call__ takes positional arguments only
+            accepted = (ndarray, numpy.generic, int, float, complex, bool, type(None))
+            if not builtins.all(isinstance(x, accepted) for x in a):  # a NumPy array among device ones: refused
+                raise TypeError(f"Invalid argument type for {f.__name__!r}: ({', '.join(repr(type(x)) for x in a)})")
             fakegpu.fused_depth[0] += 1
             try:
-                return f(*a, **k)
+                return f(*a)
             finally:
                 fakegpu.fused_depth[0] -= 1
                 _launch("fused:" + getattr(f, "__name__", "fused"))
@@ -551,7 +554,7 @@ def size(a: Any) -> int:
 for _name in (
     "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "intp", "uintp",
     "float16", "float32", "float64", "complex64", "complex128", "dtype", "generic", "number", "integer",
-    "signedinteger", "unsignedinteger", "floating", "complexfloating", "inexact", "bool", "byte", "short",
+    "signedinteger", "unsignedinteger", "floating", "complexfloating", "inexact", "byte", "short",
     "intc", "int_", "longlong", "ubyte", "half", "single", "double", "csingle", "cdouble",
     "issubdtype", "result_type", "can_cast", "promote_types", "finfo", "iinfo", "common_type",
     "inf", "nan", "pi", "e", "newaxis", "euler_gamma",
@@ -581,9 +584,6 @@ class _Generator:
 
     def integers(self, low: Any, high: Any = None, size: Any = None, dtype: Any = numpy.int64, endpoint: bool = False) -> ndarray:
         return self._draw("integers", low, high, size, dtype=dtype, endpoint=endpoint)
-
-    def uniform(self, low: float = 0.0, high: float = 1.0, size: Any = None, dtype: Any = numpy.float64) -> ndarray:
-        return self._draw("uniform", low, high, size).astype(dtype)
 
 
 class _RandomState:
