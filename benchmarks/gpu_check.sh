@@ -12,7 +12,7 @@
 # the measurements, and summary.txt (step, exit status, seconds). The benchmarks page takes
 # its GPU section from these files and from nothing else.
 #
-# Steps (a limited device budget: run 00 05 04 first, then 01 02 06):
+# Steps (a limited device budget: run 00 08 05 04 first, then 01 02 06):
 #   00 environment     GPU, driver, Python, CuPy, PyTorch and the test tools present  (1 min)
 #   01 tests-ops       the GPU variants of the op and error tests (MINIDEEP_DEVICE=gpu) (9 min)
 #   02 tests-engine    the GPU variants of the engine, layer, block, optimizer tests   (9 min)
@@ -21,6 +21,7 @@
 #   05 step-time       minideep's VGG08/VGG38 training steps timed on the GPU          (5 min)
 #   06 bench-torch     benchmarks/run.py --device gpu --quick (needs PyTorch with CUDA) (9 min)
 #   07 counts          kernel launches and read-backs of a VGG38 step, counted on the CPU (3 min)
+#   08 standin-names   every name of the CPU stand-in for CuPy exists in this CuPy      (1 min)
 # Exit status: 0 when every step that ran passed, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -129,6 +130,11 @@ else
   step 06 bench-torch 10 echo "skipped: this PyTorch has no CUDA (05 step-time has minideep's GPU times)"
 fi
 step 07 counts 180 "$PY" benchmarks/gpu_counts.py --json "$OUT/07-counts.json"
+if [ "$DRY" = 1 ]; then
+  step 08 standin-names 10 echo "dry run: skipped (compares the stand-in with a real CuPy)"
+else
+  step 08 standin-names 120 "$PY" tests/fake_cupy/compare_names.py
+fi
 
 echo "summary: $SUMMARY"
 exit $FAILED

@@ -278,7 +278,6 @@ class ndarray:
     nbytes = property(lambda self: self._a.nbytes)
     flags = property(lambda self: _Flags(self._a))
     T = property(lambda self: ndarray._of(self._a.T))
-    mT = property(lambda self: ndarray._of(self._a.mT))
     base = property(lambda self: None if self._a.base is None else ndarray._of(self._a.base))
     device = property(lambda self: cuda.Device(0))
     data = property(lambda self: cuda.MemoryPointer(self))  # CuPy's .data is device memory, not the values
