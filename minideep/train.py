@@ -396,7 +396,10 @@ def fit(
         seed: seed minideep's, NumPy's and Python's generators first (``seed_everything``).
         callbacks: objects with any of the ``Callback`` methods.
         progress: show a tqdm progress bar per epoch (loss, accuracy, speed) if tqdm is installed.
-        device: ``"cpu"`` or ``"gpu"``.
+        device: ``"cpu"`` or ``"gpu"``. On a GPU the batches' losses and accuracies stay on the
+            device and are read back together every ``GPU_FETCH_EVERY`` batches and at the end
+            of each epoch (each read makes the host wait for the GPU), so the bar moves and a
+            non-finite loss is caught then, still named by its own step.
         log: called with one line per epoch (and resume notices); None for silence.
 
     Returns:
