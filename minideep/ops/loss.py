@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..autograd import Function, Tensor, as_tensor_like, unwrap
 import numpy
 
+from ..autograd import Function, Tensor, as_tensor_like, unwrap
 from ..backend import device_of, get_array_module
 from .activation import log_softmax_array
 
@@ -15,10 +15,11 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _check_targets(op: str, scores, target, reduction: str):
     """Class targets must be integers in [0, C), one per row of ``scores`` (N, C).
 
-    Returns the target on the scores' device, and None, or for a target already on a GPU a
-    0-d device bool "all classes in range": reading that back here would make the host wait
-    for the GPU every step, so `_nan_unless` turns it into a NaN loss instead (and ``fit``
-    stops at that step). A target on the host (a list, a NumPy array) is checked here, for free.
+    A target on the host (a list, a NumPy array) is checked here, for free. A target already
+    on a GPU is not read back (that would make the host wait for the GPU every step): its
+    check is a 0-d device bool, "all classes in range", which `_nan_unless` turns into a NaN
+    loss when it fails (``fit`` then stops at that step). Returns (the target on the scores'
+    device, that device bool or None).
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
