@@ -105,7 +105,7 @@ def silent_convs(report: dict) -> int:
 def run_variant(ctx: RunContext) -> dict:
     md.manual_seed(ctx.seed)
     data, cfg = ctx.data, ctx.config
-    model = build(ctx.variant, len(data.train.classes), cfg["size"], cfg["bn_momentum"])
+    model = build(ctx.variant, len(data.train.classes), cfg["size"], cfg["bn_momentum"]).to(ctx.device)  # before the probe
     train_loader, _, test_loader = data.loaders(cfg["batch_size"], ctx.seed, ctx.device)
     # The chain rule at initialisation and after training, on the same training batch.
     x, y = next(iter(train_loader))

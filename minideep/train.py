@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .autograd import Tensor, no_grad
-from .backend import check_device, get_array_module, get_generator, manual_seed
+from .backend import as_numpy, check_device, get_array_module, get_generator, manual_seed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .ops.loss import cross_entropy
 
@@ -91,7 +91,7 @@ class TrainState:
         steps_per_epoch: ``len(train_loader)``, or None when the loader has no length.
         batch: the current ``(inputs, targets)`` tensors.
         outputs: the model's output for the batch (a Tensor in the graph).
-        loss: the batch's loss, a Python float.
+        loss: the batch's loss, a Python float (read from the device when a callback asks for it).
         history: the finished epochs' records (dicts), oldest first.
         record: the current epoch's record, set just before ``on_epoch_end``.
         checkpoint_dir: where checkpoints go, or None.
@@ -108,11 +108,16 @@ class TrainState:
     steps_per_epoch: int | None = None
     batch: tuple[Any, Any] | None = None
     outputs: Any = None
-    loss: float | None = None
+    loss_data: Any = None  # the batch's loss as the loss function left it (a 0-d array on the device)
     history: list[dict[str, Any]] = field(default_factory=list)
     record: dict[str, Any] | None = None
     checkpoint_dir: Path | None = None
     stop_training: bool = False
+
+    @property
+    def loss(self) -> float | None:
+        """The batch's loss as a Python float; on a GPU reading it waits for the device (a synchronisation)."""
+        return None if self.loss_data is None else float(as_numpy(self.loss_data))
 
 
 @dataclass
@@ -201,11 +206,30 @@ def _unpack(batch: Any, caller: str) -> tuple[Any, Any]:
 
 def accuracy(outputs: Tensor, targets: Tensor) -> float | None:
     """Fraction of rows whose largest output is the target class; None unless outputs are (N, C) and targets integers."""
+    hits = _hit_rate(outputs, targets)
+    return None if hits is None else float(as_numpy(hits))
+
+
+def _hit_rate(outputs: Tensor, targets: Tensor) -> Any:
+    """``accuracy`` as a 0-d array where the outputs are (no transfer from the device), or None."""
     scores, labels = outputs.data, targets.data
     if scores.ndim != 2 or labels.dtype.kind not in "iu" or labels.shape != scores.shape[:1]:
         return None
     xp = get_array_module(scores)
-    return float(xp.mean(xp.argmax(scores, axis=1) == labels))
+    return xp.mean(xp.argmax(scores, axis=1) == labels)
+
+
+#: On a GPU, fit and evaluate fetch the batches' losses and accuracies every this many batches
+#: (and at an epoch's end), all in one transfer: each fetch makes the host wait for the device.
+GPU_FETCH_EVERY = 50
+
+
+def _fetch(values: list[Any]) -> list[float]:
+    """0-d arrays as Python floats, in one device-to-host transfer (one synchronisation on a GPU)."""
+    if not values:
+        return []
+    xp = get_array_module(*values)
+    return as_numpy(xp.stack([xp.asarray(v, dtype=xp.float64) for v in values])).tolist()
 
 
 class _Mean:
@@ -224,6 +248,38 @@ class _Mean:
     @property
     def value(self) -> float | None:
         return self.total / self.count if self.valid and self.count else None
+
+
+class _BatchMetrics:
+    """The running loss and accuracy of an epoch, fetched from the device every ``every`` batches.
+
+    Each batch's loss and hit rate stay where they were computed (0-d arrays); ``add`` keeps
+    them and, every ``every`` batches, ``fetch`` brings all the kept ones back in one transfer.
+    On the CPU ``every`` is 1 (a float costs nothing there); on a GPU it is ``GPU_FETCH_EVERY``.
+    """
+
+    def __init__(self, device: str) -> None:
+        self.every = 1 if device == "cpu" else GPU_FETCH_EVERY
+        self.pending: list[tuple[int, Any, Any]] = []
+        self.loss, self.accuracy = _Mean(), _Mean()
+
+    def add(self, step: int, loss: Any, hits: Any) -> tuple[int, float] | None:
+        """Keep a batch's values; returns ``fetch()``'s answer when it is time to fetch, else None."""
+        self.pending.append((step, loss, hits))
+        return self.fetch() if len(self.pending) >= self.every else None
+
+    def fetch(self) -> tuple[int, float] | None:
+        """Fetch the kept values into the means; returns ``(step, loss)`` of the first non-finite loss, if any."""
+        values = iter(_fetch([v for _, loss, hits in self.pending for v in (loss, hits) if v is not None]))
+        first_bad = None
+        for step, _, hits in self.pending:
+            loss = next(values)
+            if first_bad is None and not math.isfinite(loss):
+                first_bad = (step, loss)
+            self.loss.add(loss)
+            self.accuracy.add(None if hits is None else next(values))
+        self.pending.clear()
+        return first_bad
 
 
 def _progress(iterable: Iterable, total: int | None, desc: str, enabled: bool) -> Any:
@@ -271,21 +327,21 @@ def evaluate(model: Any, loader: Iterable, loss_fn: Callable[..., Tensor] = cros
     device = device or _model_device(model)
     was_training = getattr(model, "training", False)
     model.eval()
-    loss_mean, acc_mean = _Mean(), _Mean()
+    metrics = _BatchMetrics(device)
     try:
         with no_grad():
-            for batch in _progress(loader, _len(loader), "evaluate", progress):
+            for step, batch in enumerate(_progress(loader, _len(loader), "evaluate", progress)):
                 x, y = _unpack(batch, "evaluate")
                 x, y = _on_device(x, device), _on_device(y, device)
                 outputs = model(x)
-                loss_mean.add(float(loss_fn(outputs, y).item()))
-                acc_mean.add(accuracy(outputs, y))
+                metrics.add(step, loss_fn(outputs, y).data, _hit_rate(outputs, y))
+            metrics.fetch()
     finally:
         if was_training:
             model.train()
-    if loss_mean.count == 0:
+    if metrics.loss.count == 0:
         raise ValueError("evaluate: the loader yielded no batches")
-    return {"loss": loss_mean.value, "accuracy": acc_mean.value}
+    return {"loss": metrics.loss.value, "accuracy": metrics.accuracy.value}
 
 
 def _len(loader: Any) -> int | None:
@@ -340,7 +396,10 @@ def fit(
         seed: seed minideep's, NumPy's and Python's generators first (``seed_everything``).
         callbacks: objects with any of the ``Callback`` methods.
         progress: show a tqdm progress bar per epoch (loss, accuracy, speed) if tqdm is installed.
-        device: ``"cpu"`` or ``"gpu"``.
+        device: ``"cpu"`` or ``"gpu"``. On a GPU the batches' losses and accuracies stay on the
+            device and are read back together every ``GPU_FETCH_EVERY`` batches and at the end
+            of each epoch (each read makes the host wait for the GPU), so the bar moves and a
+            non-finite loss is caught then, still named by its own step.
         log: called with one line per epoch (and resume notices); None for silence.
 
     Returns:
@@ -429,7 +488,7 @@ def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable |
     lr = optimizer.lr
     model.train()
     _call(callbacks, "on_epoch_begin", state)
-    loss_mean, acc_mean = _Mean(), _Mean()
+    metrics = _BatchMetrics(device)
     batches = iter(train_loader)
     bar = _progress(batches, state.steps_per_epoch, f"epoch {epoch + 1}/{state.epochs}", progress)
     try:
@@ -438,21 +497,22 @@ def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable |
             x, y = _on_device(x, device), _on_device(y, device)
             outputs = model(x)
             loss = loss_fn(outputs, y)
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise _diverged(state, step, value, last_path)
+            non_finite = metrics.add(step, loss.data, _hit_rate(outputs, y))  # fetched every metrics.every steps
+            if non_finite is not None:
+                raise _diverged(state, *non_finite, last_path)
             optimizer.zero_grad()
             model.zero_grad()
             loss.backward()
-            state.step, state.batch, state.outputs, state.loss = step, (x, y), outputs, value
+            state.step, state.batch, state.outputs, state.loss_data = step, (x, y), outputs, loss.data
             _call(callbacks, "on_step_end", state)
             optimizer.step()
             state.global_step += 1
-            loss_mean.add(value)
-            acc_mean.add(accuracy(outputs, y))
-            if bar is not batches:
-                acc = acc_mean.value
-                bar.set_postfix(loss=f"{loss_mean.value:.4f}", acc="-" if acc is None else f"{acc:.4f}", refresh=False)
+            if bar is not batches and not metrics.pending:
+                acc = metrics.accuracy.value
+                bar.set_postfix(loss=f"{metrics.loss.value:.4f}", acc="-" if acc is None else f"{acc:.4f}", refresh=False)
+        non_finite = metrics.fetch()
+        if non_finite is not None:
+            raise _diverged(state, *non_finite, last_path)
     finally:
         if bar is not batches:
             bar.close()
@@ -460,9 +520,9 @@ def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable |
         if close is not None:
             close()  # stop a prefetching loader's worker when the epoch ends early
         state.batch = state.outputs = None  # do not keep the last graph alive between epochs
-    if loss_mean.count == 0:
+    if metrics.loss.count == 0:
         raise ValueError(f"fit: the training loader yielded no batches in epoch {epoch + 1}")
-    record: dict[str, Any] = {"epoch": epoch, "train_loss": loss_mean.value, "train_acc": acc_mean.value,
+    record: dict[str, Any] = {"epoch": epoch, "train_loss": metrics.loss.value, "train_acc": metrics.accuracy.value,
                               "val_loss": None, "val_acc": None, "lr": lr}
     if val_loader is not None:
         val = evaluate(model, val_loader, loss_fn, device)
@@ -487,7 +547,8 @@ def _diverged(state: TrainState, step: int | None, value: float | None, last_pat
     lr = getattr(state.optimizer, "lr", None)
     return TrainingDiverged(
         f"fit: training diverged: {what} (lr={lr}); training stopped, {where}. "
-        "Try a smaller learning rate, gradient-friendly initialisation or normalisation.",
+        "Try a smaller learning rate, gradient-friendly initialisation or normalisation "
+        "(on a GPU, a NaN loss can also be a target class out of range: cross_entropy does not read targets back).",
         epoch=state.epoch, step=step, loss=value, checkpoint=checkpoint,
     )
 

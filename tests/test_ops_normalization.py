@@ -73,10 +73,18 @@ def test_running_statistics_follow_pytorchs_rule(randn, on_device, shape, moment
     np.testing.assert_allclose(md.backend.as_numpy(running_var), rv, rtol=1e-13)
 
 
-def test_running_statistics_may_be_tensors(randn):
-    running_mean, running_var = md.tensor(np.zeros(3)), md.tensor(np.ones(3))
+def test_running_statistics_may_be_tensors(randn, on_device):
+    running_mean, running_var = md.tensor(on_device(np.zeros(3))), md.tensor(on_device(np.ones(3)))
     F.batch_norm(randn(4, 3), running_mean, running_var, training=True)
     assert np.any(running_mean.numpy() != 0) and np.any(running_var.numpy() != 1)
+
+
+def test_running_statistics_on_another_device_are_a_named_error(device):
+    if device == "cpu":
+        pytest.skip("needs a second device: runs with the gpu variant")
+    x = md.tensor(md.backend.to_device(np.ones((4, 3)), "gpu"))
+    with pytest.raises(ValueError, match="batch_norm: input is on gpu but running_mean is on cpu"):
+        F.batch_norm(x, np.zeros(3), np.ones(3), training=True)
 
 
 def test_batch_norm_output_is_normalised(randn):

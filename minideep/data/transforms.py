@@ -174,7 +174,8 @@ def random_horizontal_flip(x: Any, p: float = 0.5, rng: Any = None) -> Any:
 def gaussian_noise(x: Any, std: float, rng: Any = None) -> Any:
     """Additive noise: ``y = x + std * z`` with ``z ~ N(0, 1)`` per element (integers are scaled to [0, 1] first).
 
-    On the GPU the noise is drawn there, from a seed taken from ``rng``.
+    On the GPU the noise is drawn there, by one device generator per ``rng`` (a data loader
+    passes the same ``rng`` to every batch of an epoch), seeded once from ``rng``.
     """
     _check_batch(x, "gaussian_noise")
     if std < 0:
@@ -185,8 +186,22 @@ def gaussian_noise(x: Any, std: float, rng: Any = None) -> Any:
     if xp is np:
         z = gen.standard_normal(x.shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
     else:  # CuPy: draw on the device, reproducibly under the seed
-        z = xp.random.RandomState(int(gen.integers(2**31 - 1))).standard_normal(x.shape, dtype=x.dtype)
+        z = _device_generator(gen, xp).standard_normal(x.shape, dtype=x.dtype)
     return x + x.dtype.type(std) * z.astype(x.dtype, copy=False)
+
+
+# The device generators of the last few host generators (kept with them, so an id is never reused).
+_device_generators: dict[int, tuple[np.random.Generator, Any]] = {}
+
+
+def _device_generator(gen: np.random.Generator, xp: Any) -> Any:
+    """The device generator that belongs to ``gen``: made once (seeded from it), not once per batch."""
+    entry = _device_generators.get(id(gen))
+    if entry is None or entry[0] is not gen:
+        if len(_device_generators) >= 8:
+            _device_generators.pop(next(iter(_device_generators)))
+        entry = _device_generators[id(gen)] = (gen, xp.random.RandomState(int(gen.integers(2**31 - 1))))
+    return entry[1]
 
 
 # ------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ class _BatchNorm(Module):
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1  # a 0-d array, updated in place so state_dict sees it
             if momentum is None:  # a cumulative average over all batches seen
-                momentum = 1.0 / float(self.num_batches_tracked)
+                momentum = 1.0 / self.num_batches_tracked  # a 0-d array where the counter is: float() would wait for a GPU
         # In training mode without tracking, nothing is updated; pass no running stats at all.
         track = self.training and self.track_running_stats
         running_mean = self.running_mean if (track or not use_batch_stats) else None

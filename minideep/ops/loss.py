@@ -3,31 +3,51 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+
 from ..autograd import Function, Tensor, as_tensor_like, unwrap
-from ..backend import get_array_module
+from ..backend import device_of, get_array_module
 from .activation import log_softmax_array
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check_targets(op: str, scores, target, reduction: str):
-    """Class targets must be integers in [0, C), one per row of ``scores`` (N, C)."""
+    """Class targets must be integers in [0, C), one per row of ``scores`` (N, C).
+
+    A target on the host (a list, a NumPy array) is checked here, for free. A target already
+    on a GPU is not read back (that would make the host wait for the GPU every step): its
+    check is a 0-d device bool, "all classes in range", which `_nan_unless` turns into a NaN
+    loss when it fails (``fit`` then stops at that step). Returns (the target on the scores'
+    device, that device bool or None).
+    """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if scores.ndim != 2:
         raise ValueError(f"{op}: input must have shape (N, C), got {scores.shape}")
     xp = get_array_module(scores)
-    target = xp.asarray(target)
+    on_device = device_of(target) == "gpu"
+    target = target if on_device else numpy.asarray(target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold integer class indices, got dtype {target.dtype}")
     if target.shape != scores.shape[:1]:
         raise ValueError(f"{op}: target has shape {target.shape} but input has shape {scores.shape} (expected ({scores.shape[0]},))")
+    if on_device:
+        return xp.asarray(target), ((target >= 0) & (target < scores.shape[1])).all()
     if target.size:
         lo, hi = int(target.min()), int(target.max())
         if lo < 0 or hi >= scores.shape[1]:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{op}: target contains class {bad} but input has {scores.shape[1]} classes (valid: 0..{scores.shape[1] - 1})")
-    return target
+    return xp.asarray(target), None
+
+
+def _nan_unless(in_range, loss: Tensor) -> Tensor:
+    """``loss``, or NaN where the device check of the targets failed (see `_check_targets`)."""
+    if in_range is None:
+        return loss
+    xp = get_array_module(in_range)
+    return loss + Tensor(xp.where(in_range, 0, xp.nan).astype(loss.dtype))
 
 
 def _reduce(losses, reduction: str):
@@ -104,14 +124,14 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
 
     loss = -(1/N) sum_i log softmax(logits_i)[target_i]  (``reduction="mean"``).
     """
-    target = _check_targets("cross_entropy", logits.data, unwrap(target), reduction)
-    return CrossEntropy(target, reduction)(logits)
+    target, in_range = _check_targets("cross_entropy", logits.data, unwrap(target), reduction)
+    return _nan_unless(in_range, CrossEntropy(target, reduction)(logits))
 
 
 def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer ``target`` (N,) under ``log_probs`` (N, C)."""
-    target = _check_targets("nll_loss", log_probs.data, unwrap(target), reduction)
-    return NLLLoss(target, reduction)(log_probs)
+    target, in_range = _check_targets("nll_loss", log_probs.data, unwrap(target), reduction)
+    return _nan_unless(in_range, NLLLoss(target, reduction)(log_probs))
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002

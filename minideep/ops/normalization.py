@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function, Tensor, unwrap
-from ..backend import get_array_module
+from ..backend import device_of, get_array_module
 
 
 class BatchNorm(Function):
@@ -99,6 +99,8 @@ def batch_norm(
     for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if value is not None and tuple(value.shape) != (c,):
             raise ValueError(f"batch_norm: input has {c} channels but {name} has shape {tuple(value.shape)}")
+        if name.startswith("running") and value is not None and get_array_module(value) is not xp:
+            raise ValueError(f"batch_norm: input is on {x.device} but {name} is on {device_of(value)}; move them together")
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm: evaluation mode (training=False) needs running_mean and running_var")
     if training and x.size // c <= 1:

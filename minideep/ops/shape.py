@@ -5,10 +5,11 @@ back to where the value came from.
 """
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any, Sequence
 
 from ..autograd import Function, Tensor, normalize_axis, unwrap
-from ..backend import get_array_module
+from ..backend import as_numpy, get_array_module
 
 
 class Reshape(Function):
@@ -58,6 +59,7 @@ class GetItem(Function):
     def forward(self, x):
         self.in_shape = x.shape
         try:
+            _check_index_arrays(self.key, x.shape)
             return x[self.key]
         except IndexError as e:
             raise ValueError(f"getitem: index {self.key!r} does not fit a tensor of shape {x.shape}: {e}") from None
@@ -71,6 +73,27 @@ class GetItem(Function):
         else:
             gx[self.key] = grad  # ints and slices name each element at most once
         return gx
+
+
+def _check_index_arrays(key: Any, shape: tuple[int, ...]) -> None:
+    """Raise IndexError for an integer-array index outside [-n, n): NumPy does, CuPy wraps it around silently."""
+    parts = key if isinstance(key, tuple) else (key,)
+    parts = tuple(k if hasattr(k, "dtype") or not isinstance(k, list) else as_numpy(k) for k in parts)
+    is_mask = [getattr(k, "dtype", None) == bool for k in parts]
+    used = sum(k.ndim if mask else 1 for k, mask in zip(parts, is_mask) if k is not None and k is not Ellipsis)
+    axis = 0
+    for k, mask in zip(parts, is_mask):
+        if k is Ellipsis:
+            axis += len(shape) - used
+        elif mask:
+            axis += k.ndim
+        elif k is not None:
+            if getattr(k, "dtype", None) is not None and k.dtype.kind in "iu" and k.size and axis < len(shape):
+                lo, hi = as_numpy(get_array_module(k).stack([k.min(), k.max()])).tolist()  # one transfer
+                if lo < -shape[axis] or hi >= shape[axis]:
+                    bad = lo if lo < -shape[axis] else hi
+                    raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {shape[axis]}")
+            axis += 1
 
 
 class Concatenate(Function):
@@ -95,8 +118,8 @@ class Concatenate(Function):
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        cuts = list(xp.cumsum(xp.asarray(self.sizes[:-1]))) if len(self.sizes) > 1 else []
-        return tuple(xp.split(grad, [int(c) for c in cuts], axis=self.axis))
+        cuts = list(accumulate(self.sizes[:-1]))  # the split points, on the host: no round trip to a GPU
+        return tuple(xp.split(grad, cuts, axis=self.axis))
 
 
 class Stack(Function):
