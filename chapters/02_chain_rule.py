@@ -20,28 +20,22 @@ stay stable at the largest depth.
 """
 from __future__ import annotations
 
-import os
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
 
-# The matrices here are tiny (batch 32 x width 64): BLAS threads only add synchronisation, and on a
-# busy 2-core machine they made the quick preset 8 times slower. Set before NumPy loads; override freely.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import sys  # noqa: E402 - after the thread setting, like every import below
-import time  # noqa: E402
-from collections import OrderedDict  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import minideep as md  # noqa: E402
-import minideep.nn.functional as F  # noqa: E402
-from minideep import nn, optim, plots  # noqa: E402
-from minideep.backend import as_numpy, to_device  # noqa: E402
-from minideep.data import load_dataset  # noqa: E402
-from minideep.diagnostics.chain_rule import chain_rule_gains  # noqa: E402
-from minideep.experiment import Experiment, RunContext, format_table  # noqa: E402
+import minideep as md
+import minideep.nn.functional as F
+from minideep import nn, optim, plots
+from minideep.backend import as_numpy, to_device
+from minideep.data import load_dataset
+from minideep.diagnostics.chain_rule import chain_rule_gains
+from minideep.experiment import Experiment, RunContext, format_table
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 INIT_LABELS = {"small": "N(0, 0.01²)", "glorot": "Glorot", "he": "He"}

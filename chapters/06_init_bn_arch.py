@@ -16,26 +16,23 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-import minideep as md  # noqa: E402
-import minideep.nn.functional as F  # noqa: E402
-from minideep import plots  # noqa: E402
-from minideep.data import load_dataset  # noqa: E402
-from minideep.data.errors import DatasetNotFoundError  # noqa: E402
-from minideep.data.transforms import Compose, Normalize, ToFloat  # noqa: E402
-from minideep.diagnostics import gradient_flow  # noqa: E402
-from minideep.diagnostics.layers import preserved_buffers  # noqa: E402
-from minideep.experiment import Experiment, RunContext, format_table  # noqa: E402
-from minideep.models.resnet26 import ResNet26  # noqa: E402
-from minideep.models.tiny_yolo import TinyYOLO  # noqa: E402
-from minideep.recipes import chapter_data, first_last_ratio, train_classifier  # noqa: E402
+import minideep as md
+import minideep.nn.functional as F
+from minideep import plots
+from minideep.data import load_dataset
+from minideep.data.errors import DatasetNotFoundError
+from minideep.data.transforms import Compose, Normalize, ToFloat
+from minideep.diagnostics import gradient_flow
+from minideep.diagnostics.layers import preserved_buffers
+from minideep.experiment import Experiment, RunContext, format_table
+from minideep.models.resnet26 import ResNet26
+from minideep.models.tiny_yolo import TinyYOLO
+from minideep.recipes import chapter_data, first_last_ratio, train_classifier
 
 ARCHITECTURES = {"tinyyolo": "Tiny-YOLO", "resnet26": "ResNet26"}
 INITS = {"he": ("He", "he_truncated_normal"), "glorot": ("Glorot", "glorot_truncated_normal")}

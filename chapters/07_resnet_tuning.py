@@ -16,33 +16,25 @@ Writes results.json, tables.txt, one results file per run (runs/) and the figure
 """
 from __future__ import annotations
 
+import argparse
 import os
+import math
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
 
-# Small products and a busy machine: a second BLAS thread only waits (chapter 02 measured 8x slower).
-# Set before NumPy loads; every pool process and Ray worker inherits it.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import argparse  # noqa: E402 - after the thread setting, like every import below
-import math  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-import numpy as np  # noqa: E402
-
-import minideep as md  # noqa: E402
-from minideep import plots, sweep  # noqa: E402
-from minideep.backend import check_device  # noqa: E402
-from minideep.data.transforms import pad_to  # noqa: E402
-from minideep.experiment import PRESETS as PRESET_NAMES, format_table, machine, versions, write_json_atomic  # noqa: E402
-from minideep.models import ResidualVGG  # noqa: E402
-from minideep.recipes import chapter_data, train_classifier  # noqa: E402
-from minideep.train import TrainingDiverged  # noqa: E402
+import minideep as md
+from minideep import plots, sweep
+from minideep.backend import check_device
+from minideep.data.transforms import pad_to
+from minideep.experiment import PRESETS as PRESET_NAMES, format_table, machine, versions, write_json_atomic
+from minideep.models import ResidualVGG
+from minideep.recipes import chapter_data, train_classifier
+from minideep.train import TrainingDiverged
 
 CHAPTER = "07_resnet_tuning"
 HYPERPARAMETERS = ("lr", "weight_decay", "batch_size")
@@ -417,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     started = time.perf_counter()
     args = parser().parse_args(argv)
     check_device(args.device)
+    md.set_num_threads(md.get_num_threads())  # one BLAS thread: small products on a busy machine only wait for a second
     preset = dict(PRESETS[args.preset])
     if args.workers is None:  # the preset's choice: two runs at a time on a 2-core CPU for quick
         args.workers = min(preset["workers"], os.cpu_count() or 1) if args.backend == "local" else 1

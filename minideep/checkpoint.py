@@ -15,8 +15,6 @@ previous checkpoint whole.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .backend import as_numpy, get_array_module
+from .results import write_npz_atomic
 
 FORMAT = "minideep-checkpoint"
 VERSION = 1
@@ -90,17 +89,7 @@ def save_checkpoint(path: str | Path, tree: Mapping[str, Any]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     skeleton = {"format": FORMAT, "version": VERSION, "tree": _split(tree, "", arrays)}
     arrays[_TREE_KEY] = np.array(json.dumps(skeleton))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_npz_atomic(path, arrays)  # fsync'd, then renamed over the old file
 
 
 def load_checkpoint(path: str | Path) -> "OrderedDict[str, Any]":

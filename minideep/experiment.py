@@ -8,19 +8,17 @@ one, and prints a table beside the paper's numbers.
 The common command line (every chapter)::
 
     --preset smoke|quick|paper   --device cpu|gpu   --seeds 0 [1 2 ...]   --out DIR
-    --data-dir DIR   --dataset NAME   --resume   --variants NAME [NAME ...] | all
-    --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.sweep jobs)
+    --data-dir DIR   --dataset NAME   --resume   --variants NAME [NAME ...] | all   --threads N
+    --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.jobs jobs)
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import inspect
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,56 +26,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import __version__
-from .backend import check_device
+from . import __version__, jobs
+from .backend import check_device, get_num_threads, set_num_threads
+from .results import format_table, read_results, write_json_atomic  # noqa: F401 - format_table: chapters' tables
 
 PRESETS = ("smoke", "quick", "paper")
-
-
-# ----------------------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------------------
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` so that a reader never sees half a file.
-
-    The text goes to a temporary file in the same folder first and is then renamed over
-    the target, which is atomic on POSIX file systems.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    """NumPy scalars and arrays as plain JSON numbers and lists."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"results: cannot write a {type(value).__name__} to JSON")
-
-
-def read_results(path: str | Path) -> dict:
-    """Read a results.json, with a clear error for a corrupt one."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); move it away to start the run afresh") from None
 
 
 def versions() -> dict[str, str]:
@@ -93,31 +46,6 @@ def versions() -> dict[str, str]:
 def machine() -> dict[str, Any]:
     """A short description of the machine the numbers came from."""
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
-
-
-# ----------------------------------------------------------------------------------------
-# The printed table
-# ----------------------------------------------------------------------------------------
-
-
-def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """A plain-text table; floats in [0, 1] named like accuracies are shown as percentages."""
-    if not rows:
-        return "(no rows)"
-    columns = list(columns or rows[0].keys())
-
-    def cell(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value)
-
-    body = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(line[i]) for line in body)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in body]
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------
@@ -186,9 +114,9 @@ class Experiment:
         p.add_argument("--resume", action="store_true", help="skip finished runs and continue interrupted ones")
         p.add_argument("--variants", nargs="+", default=None, help=f"a subset of {', '.join(self.variants)}, or 'all'")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        from . import sweep  # noqa: PLC0415 - sweep imports this module
-
-        sweep.add_arguments(p)
+        p.add_argument("--threads", type=int, default=None,
+                       help="CPU threads (md.set_num_threads; default: md.get_num_threads(), one per core up to 8)")
+        jobs.add_arguments(p)
         return p
 
     def selected_variants(self, requested: Sequence[str] | None, preset: str) -> list[str]:
@@ -207,6 +135,8 @@ class Experiment:
         if args.seeds is None:
             args.seeds = list(self.default_seeds.get(args.preset, [0]))
         check_device(args.device)
+        # One BLAS thread and the conv workers sharing the cores: the setting every chapter's numbers come from.
+        set_num_threads(args.threads or get_num_threads())
         config = dict(self.presets[args.preset])
         config["progress"] = not args.no_progress
         variants = self.selected_variants(args.variants, args.preset)
@@ -227,9 +157,7 @@ class Experiment:
                     print(f"[{self.chapter}] {variant} seed {seed}: finished earlier, skipped")
                 else:
                     todo.append((variant, seed))
-        from . import sweep  # noqa: PLC0415 - sweep imports this module
-
-        options = sweep.options_from_args(args)
+        options = jobs.options_from_args(args)
         in_this_process = options["backend"] == "local" and options["workers"] == 1
         if todo and not in_this_process:
             self._run_as_sweep(args, todo, results, results_path, options)
@@ -260,7 +188,7 @@ class Experiment:
 
     def _run_as_sweep(self, args: argparse.Namespace, todo: list[tuple[str, int]], results: dict, results_path: Path,
                       options: dict[str, Any]) -> None:
-        """The unfinished (variant, seed) runs as jobs of ``minideep.sweep`` (process pool or Ray).
+        """The unfinished (variant, seed) runs as jobs of ``minideep.jobs`` (process pool or Ray).
 
         Each job imports the chapter script by its path, loads the data itself and calls
         ``run_variant``; its record goes to ``out/sweep/<variant>/seed<seed>.json`` as soon as
@@ -269,8 +197,6 @@ class Experiment:
         without it the records of the runs to do are removed first. A failed job is reported
         and the others go on. Ray workers need the checkout at the same path.
         """
-        from . import sweep  # noqa: PLC0415 - sweep imports this module
-
         settings = {"script": str(Path(inspect.getfile(self.run_variant)).resolve()), "device": args.device,
                     "data_dir": None if args.data_dir is None else str(args.data_dir), "out": str(args.out.resolve()),
                     "resume": args.resume, "progress": False}
@@ -281,9 +207,9 @@ class Experiment:
             configs = {v: {"chapter": self.chapter, "preset": args.preset, "dataset": args.dataset, "variant": v}
                        for v in names}
             if not args.resume:  # a fresh run, as in this process: earlier records do not count
-                for run in sweep.make_runs(configs, list(seeds), args.out / "sweep"):
+                for run in jobs.make_runs(configs, list(seeds), args.out / "sweep"):
                     run.path.unlink(missing_ok=True)
-            swept = sweep.run_sweep(run_experiment_job, configs, list(seeds), args.out / "sweep", settings=settings,
+            swept = jobs.run_sweep(run_experiment_job, configs, list(seeds), args.out / "sweep", settings=settings,
                                     **options)
             for record in swept.records.values():
                 if record.get("status") != "ok":
@@ -385,7 +311,7 @@ def _chapter_experiment(script: str, chapter: str) -> Experiment:
 
 
 def run_experiment_job(run: Any) -> dict:
-    """A ``minideep.sweep`` job: one (variant, seed) of a chapter, in whatever process runs it.
+    """A ``minideep.jobs`` job: one (variant, seed) of a chapter, in whatever process runs it.
 
     ``run.config`` names the chapter, preset, data set and variant (the run's identity);
     ``run.settings`` holds the script's path, the device, the data folder, the output

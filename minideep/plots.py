@@ -30,13 +30,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .results import write_atomic
 
 #: Resolution of every PNG, in dots per inch.
 DPI = 150
@@ -107,23 +108,12 @@ def _new_figure(nrows: int = 1, ncols: int = 1, *, sharex: bool = False, sharey:
 
 
 def _save(fig: Any, path: PathLike, fn: str) -> Path:
-    """Write ``fig`` as a PNG to ``path`` atomically (temporary file, then os.replace)."""
+    """Write ``fig`` as a PNG to ``path`` atomically (:func:`minideep.results.write_atomic`)."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{fn}: path must end in .png, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # No "Software" version stamp, so the same data and matplotlib give the same bytes.
-            fig.savefig(handle, format="png", dpi=DPI, metadata={"Software": None})
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a site server must be able to read them
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    # No "Software" version stamp, so the same data and matplotlib give the same bytes.
+    return write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI, metadata={"Software": None}))
 
 
 def _note(ax: Any, text: str) -> None:

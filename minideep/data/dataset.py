@@ -11,6 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .transforms import pad_to, repeat_channels
+
 
 @dataclass
 class Dataset:
@@ -180,8 +182,6 @@ class Dataset:
         For running a CIFAR-shaped model (3 x 32 x 32) on 28 x 28 grayscale data such as the
         bundled set; done once on the uint8 arrays rather than on every batch.
         """
-        from .transforms import pad_to, repeat_channels  # noqa: PLC0415 - avoid an import cycle
-
         images = pad_to(self.images, size)
         if images.shape[1] != channels:
             images = repeat_channels(images, channels)
