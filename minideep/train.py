@@ -441,8 +441,7 @@ def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable |
             value = float(loss.item())
             if not math.isfinite(value):
                 raise _diverged(state, step, value, last_path)
-            optimizer.zero_grad()
-            model.zero_grad()
+            model.zero_grad()  # every parameter of the model, the optimizer's and any it does not update
             loss.backward()
             state.step, state.batch, state.outputs, state.loss = step, (x, y), outputs, value
             _call(callbacks, "on_step_end", state)
