@@ -17,7 +17,9 @@ from minideep import plots
 from minideep.diagnostics import chain_rule_gains
 from minideep.experiment import Experiment, RunContext, format_table
 from minideep.models.vgg import VGG
-from minideep.recipes import chapter_data, first_last_ratio, train_classifier
+from minideep.data import chapter_data
+from minideep.diagnostics import first_last_ratio
+from minideep.train import train_classifier
 
 # name -> (processing blocks per stage, batch norm, residual, activation)
 VARIANTS = {

@@ -26,7 +26,8 @@ from minideep.data import DataLoader
 from minideep.diagnostics import chain_rule_gains, gate_analysis, lesion_study
 from minideep.experiment import Experiment, RunContext, format_table
 from minideep.models.highway import PAPER_CONV_PARAMETERS, ConvHighwayNet, HighwayMLP, PlainMLP
-from minideep.recipes import chapter_data, train_classifier
+from minideep.data import chapter_data
+from minideep.train import train_classifier
 from minideep.train import TrainingDiverged, evaluate
 
 

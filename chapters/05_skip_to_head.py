@@ -20,7 +20,9 @@ from minideep.data.transforms import ToFloat
 from minideep.diagnostics import chain_rule_gains
 from minideep.experiment import Experiment, RunContext, format_table
 from minideep.models.skip_to_head import ConvReLU, SkipToHeadNet
-from minideep.recipes import chapter_data, first_last_ratio, train_classifier
+from minideep.data import chapter_data
+from minideep.diagnostics import first_last_ratio
+from minideep.train import train_classifier
 
 CONNECTION_NAMES = {"baseline": "Baseline", "concat": "Concatenation", "sum": "Summation"}
 DEPTHS = {"baseline": (12, 69, 99), "concat": (12, 69, 120), "sum": (12, 69, 120)}
