@@ -17,7 +17,6 @@ finite differences and ``md.gradcheck``.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -340,13 +339,4 @@ EXPERIMENT = Experiment(
     run_variant=run_variant,
     summarize=summarize,
     figures=figures,
-)
-
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Run the chapter; ``argv`` as on the command line (None: ``sys.argv[1:]``)."""
-    return EXPERIMENT.main(argv)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+).script(__name__)

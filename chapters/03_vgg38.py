@@ -153,7 +153,4 @@ EXPERIMENT = Experiment(
     run_variant=run_variant,
     summarize=summarize,
     figures=figures,
-)
-
-if __name__ == "__main__":
-    EXPERIMENT.main()
+).script(__name__)

@@ -135,8 +135,8 @@ def chapter_data(
         "normalisation": {"mean": list(mean), "std": list(std)},
         "augmentation": "random crop (padding 4) + horizontal flip" if augment else "none",
     }
-    if loaded_shape[-1] != train.images.shape[-1]:
-        description["resized_from"] = loaded_shape
+    if loaded_shape[-1] > train.images.shape[-1] or (grow == "repeat" and loaded_shape[-1] != train.images.shape[-1]):
+        description["resized_from"] = loaded_shape  # pooled or upsampled (zero padding alone is not noted)
     if "fallback_from" in train.meta:
         description["fallback_from"] = train.meta["fallback_from"]
     return ChapterData(
