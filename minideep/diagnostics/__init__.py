@@ -12,11 +12,11 @@
 from .activations import activation_statistics, forward_statistics
 from .chain_rule import ChainRuleReport, chain_rule_gains, check_chain_rule
 from .gradient_flow import GradientFlowRecorder, first_last_ratio, gradient_flow, gradient_statistics, layer_name
-from .highway import HighwayReport, gate_analysis
+from .highway import HighwayReport, gate_analysis, recorded_gates
 from .lesion import LesionReport, lesion_kind, lesion_study, lesioned
 
 __all__ = [
     "ChainRuleReport", "GradientFlowRecorder", "HighwayReport", "LesionReport", "activation_statistics",
     "chain_rule_gains", "check_chain_rule", "first_last_ratio", "forward_statistics", "gate_analysis", "gradient_flow",
-    "gradient_statistics", "layer_name", "lesion_kind", "lesion_study", "lesioned",
+    "gradient_statistics", "layer_name", "lesion_kind", "lesion_study", "lesioned", "recorded_gates",
 ]
