@@ -259,12 +259,17 @@ class Experiment:
         it ends, and finished ones are copied into results.json. With ``--resume`` a run with
         a record is not run again (and an interrupted one continues from its checkpoint);
         without it the records of the runs to do are removed first. A failed job is reported
-        (``results["sweep"]["failed"]``) and the others go on. Ray workers need the checkout
-        at the same path.
+        (``results["sweep"]["failed"]``) and the others go on. In a process pool the jobs
+        find the experiment by the script's path; Ray tasks get it by value (with the
+        chapter's functions), so the cluster's nodes need minideep, not the checkout.
         """
         settings = {"script": str(Path(inspect.getfile(self.run_variant)).resolve()), "device": args.device,
                     "data_dir": None if args.data_dir is None else str(args.data_dir), "out": str(args.out.resolve()),
                     "resume": args.resume, "progress": False}
+        by_value = []
+        if options["backend"] == "ray":  # the experiment itself travels, so the nodes need no checkout
+            settings["experiment"] = self
+            by_value = [m for m in (inspect.getmodule(f) for f in (self.run_variant, self.load_data)) if m is not None]
         session = results["sweep"]
         by_seeds: dict[tuple[int, ...], list[str]] = {}  # variants that miss the same seeds go in one sweep
         for variant in dict.fromkeys(v for v, _ in todo):
@@ -276,7 +281,7 @@ class Experiment:
                 for run in jobs.make_runs(configs, list(seeds), args.out / "sweep"):
                     run.path.unlink(missing_ok=True)
             swept = jobs.run_sweep(run_experiment_job, configs, list(seeds), args.out / "sweep", settings=settings,
-                                   threads_per_run=self.threads_per_run, **options)
+                                   threads_per_run=self.threads_per_run, by_value=by_value, **options)
             for record in swept.records.values():
                 if record.get("status") != "ok":
                     session["failed"].append({k: record.get(k) for k in ("name", "seed", "error")})
@@ -390,7 +395,7 @@ def run_experiment_job(run: Any) -> dict:
     folder and whether to resume from a checkpoint. Returns ``run_variant``'s dict.
     """
     settings = run.settings
-    experiment = _chapter_experiment(settings["script"], run.config["chapter"])
+    experiment = settings.get("experiment") or _chapter_experiment(settings["script"], run.config["chapter"])
     args = argparse.Namespace(
         preset=run.config["preset"], dataset=run.config["dataset"], device=settings["device"],
         data_dir=None if settings["data_dir"] is None else Path(settings["data_dir"]), out=Path(settings["out"]),

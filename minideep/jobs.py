@@ -258,6 +258,7 @@ def run_sweep(
     settings: Mapping[str, Any] | None = None,
     threads_per_run: int | str | None = None,
     runtime_env: Mapping[str, Any] | None = None,
+    by_value: Sequence[Any] = (),
     log: Callable[[str], None] | None = print,
 ) -> SweepResult:
     """Run every (configuration, seed) that has not finished yet, each as an independent job.
@@ -290,6 +291,8 @@ def run_sweep(
             every worker (``py_modules``) with this process's BLAS thread settings, and these
             entries are added; when Ray is already initialised, the caller's ``ray.init`` decides
             and these entries go to the tasks.
+        by_value: Ray backend: more modules (besides ``fn``'s) whose functions go to the workers by
+            value, e.g. a chapter script that the workers cannot import.
         log: where progress lines go (None: silent).
 
     Returns:
@@ -344,7 +347,7 @@ def run_sweep(
     if todo:
         if backend == "ray":
             threads = max(1, math.ceil(cpus_per_run)) if threads_per_run == "auto" else threads_per_run
-            _run_ray(fn, todo, collect, address, cpus_per_run, gpus_per_run, runtime_env, threads)
+            _run_ray(fn, todo, collect, address, cpus_per_run, gpus_per_run, runtime_env, threads, by_value)
         elif workers > 1:
             pool_size = min(workers, len(todo))
             threads = max(1, (os.cpu_count() or 1) // pool_size) if threads_per_run == "auto" else threads_per_run
@@ -422,26 +425,27 @@ def _ray_runtime_env(runtime_env: Mapping[str, Any] | None) -> dict[str, Any]:
     return env
 
 
-def _pickle_job_by_value(ray: Any, fn: Callable) -> None:
+def _pickle_job_by_value(ray: Any, fn: Callable, modules: Sequence[Any] = ()) -> None:
     """A job defined in a script or a test module is sent by value, so workers need not import that file."""
-    module = sys.modules.get(getattr(fn, "__module__", "") or "")
-    if module is None or module.__name__ == "__main__" or module.__name__.split(".")[0] == "minideep":
-        return
-    try:
-        ray.cloudpickle.register_pickle_by_value(module)
-    except (ValueError, AttributeError):  # an installed module: workers import it themselves
-        pass
+    for module in [sys.modules.get(getattr(fn, "__module__", "") or ""), *modules]:
+        if module is None or module.__name__ == "__main__" or module.__name__.split(".")[0] == "minideep":
+            continue
+        try:
+            ray.cloudpickle.register_pickle_by_value(module)
+        except (ValueError, AttributeError):  # an installed module: workers import it themselves
+            pass
 
 
 def _run_ray(fn: Callable, todo: list[Run], collect: Callable, address: str | None, cpus_per_run: float,
-             gpus_per_run: float, runtime_env: Mapping[str, Any] | None, threads: int | None) -> None:
+             gpus_per_run: float, runtime_env: Mapping[str, Any] | None, threads: int | None,
+             by_value: Sequence[Any] = ()) -> None:
     """The jobs as Ray tasks, one per run, with their resource requests; Ray does the scheduling."""
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, runtime_env=_ray_runtime_env(runtime_env))
     try:
-        _pickle_job_by_value(ray, fn)
+        _pickle_job_by_value(ray, fn, by_value)
         options: dict[str, Any] = {"num_cpus": cpus_per_run, "num_gpus": gpus_per_run}
         if runtime_env and not started_here:
             options["runtime_env"] = dict(runtime_env)
