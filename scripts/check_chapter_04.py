@@ -24,7 +24,6 @@ import sys
 from minideep.experiment import check_claims, training_wall_time
 
 
-
 def _deep(variants: dict, family: str) -> list[tuple[str, dict]]:
     """(name, first run) of every variant of the family (default init, run's data) with depth >= 50."""
     out = []
