@@ -14,11 +14,10 @@ from pathlib import Path
 
 import minideep as md
 from minideep import plots
-from minideep.diagnostics import chain_rule_gains
+from minideep.data import chapter_data
+from minideep.diagnostics import chain_rule_gains, first_last_ratio
 from minideep.experiment import Experiment, RunContext, format_table
 from minideep.models.vgg import VGG
-from minideep.data import chapter_data
-from minideep.diagnostics import first_last_ratio
 from minideep.train import train_classifier
 
 # name -> (processing blocks per stage, batch norm, residual, activation)

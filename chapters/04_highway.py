@@ -22,13 +22,11 @@ import numpy as np
 
 import minideep as md
 from minideep import plots
-from minideep.data import DataLoader
+from minideep.data import DataLoader, chapter_data
 from minideep.diagnostics import chain_rule_gains, gate_analysis, lesion_study
 from minideep.experiment import Experiment, RunContext, format_table
 from minideep.models.highway import PAPER_CONV_PARAMETERS, ConvHighwayNet, HighwayMLP, PlainMLP
-from minideep.data import chapter_data
-from minideep.train import train_classifier
-from minideep.train import TrainingDiverged, evaluate
+from minideep.train import TrainingDiverged, evaluate, train_classifier
 
 
 class Spec(NamedTuple):

@@ -16,12 +16,11 @@ from pathlib import Path
 import minideep as md
 from minideep import plots
 from minideep.callbacks import EvaluateEachEpoch
+from minideep.data import chapter_data
 from minideep.data.transforms import ToFloat
-from minideep.diagnostics import chain_rule_gains
+from minideep.diagnostics import chain_rule_gains, first_last_ratio
 from minideep.experiment import Experiment, RunContext, format_table
 from minideep.models.skip_to_head import ConvReLU, SkipToHeadNet
-from minideep.data import chapter_data
-from minideep.diagnostics import first_last_ratio
 from minideep.train import train_classifier
 
 CONNECTION_NAMES = {"baseline": "Baseline", "concat": "Concatenation", "sum": "Summation"}

@@ -23,15 +23,13 @@ import numpy as np
 import minideep as md
 import minideep.nn.functional as F
 from minideep import plots
-from minideep.data import load_dataset
+from minideep.data import chapter_data, load_dataset
 from minideep.data.errors import DatasetNotFoundError
-from minideep.diagnostics import gradient_flow
+from minideep.diagnostics import first_last_ratio, gradient_flow
 from minideep.diagnostics.layers import preserved_buffers
 from minideep.experiment import Experiment, RunContext, format_table
 from minideep.models.resnet26 import ResNet26
 from minideep.models.tiny_yolo import TinyYOLO
-from minideep.data import chapter_data
-from minideep.diagnostics import first_last_ratio
 from minideep.train import train_classifier
 
 ARCHITECTURES = {"tinyyolo": "Tiny-YOLO", "resnet26": "ResNet26"}
