@@ -17,7 +17,6 @@ finite differences and ``md.gradcheck``.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,7 +24,7 @@ import numpy as np
 
 import minideep as md
 import minideep.nn.functional as F
-from minideep import diagnostics, nn, viz
+from minideep import diagnostics, graph_picture, nn
 from minideep.autograd import Tensor, topological_order
 from minideep.backend import as_numpy, to_device
 from minideep.experiment import Experiment, RunContext, format_table
@@ -212,10 +211,10 @@ def compare(names: Sequence[str], analytic: Sequence[Any], numeric: Sequence[np.
 def _graph_files(root: Tensor, params: Any, out: Path, stem: str, log: Callable[[str], None]) -> dict[str, str | None]:
     """Write ``stem.dot`` always and ``stem.svg`` when Graphviz's dot is installed."""
     dot_path = out / f"{stem}.dot"
-    dot_path.write_text(viz.graph(root, params, name=stem))
+    dot_path.write_text(graph_picture.graph(root, params, name=stem))
     svg = None
-    if viz.dot_available():
-        svg = viz.render(root, out / f"{stem}.svg", params, name=stem).name
+    if graph_picture.dot_available():
+        svg = graph_picture.render(root, out / f"{stem}.svg", params, name=stem).name
         log(f"graph: {dot_path} and {out / svg}")
     else:
         log(f"graph: {dot_path} (install Graphviz for an SVG: apt-get install graphviz)")
@@ -379,13 +378,4 @@ EXPERIMENT = Experiment(
     run_variant=run_variant,
     summarize=summarize,
     figures=figures,
-)
-
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Run the chapter; ``argv`` as on the command line (None: ``sys.argv[1:]``)."""
-    return EXPERIMENT.main(argv)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+).script(__name__)

@@ -20,28 +20,21 @@ stay stable at the largest depth.
 """
 from __future__ import annotations
 
-import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-# The matrices here are tiny (batch 32 x width 64): BLAS threads only add synchronisation, and on a
-# busy 2-core machine they made the quick preset 8 times slower. Set before NumPy loads; override freely.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import sys  # noqa: E402 - after the thread setting, like every import below
-import time  # noqa: E402
-from collections import OrderedDict  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import minideep as md  # noqa: E402
-import minideep.nn.functional as F  # noqa: E402
-from minideep import nn, optim, plots  # noqa: E402
-from minideep.backend import as_numpy, to_device  # noqa: E402
-from minideep.data import load_dataset  # noqa: E402
-from minideep.diagnostics.chain_rule import chain_rule_gains  # noqa: E402
-from minideep.experiment import Experiment, RunContext, format_table  # noqa: E402
+import minideep as md
+import minideep.nn.functional as F
+from minideep import nn, optim, plots
+from minideep.backend import as_numpy, to_device
+from minideep.data import load_dataset
+from minideep.diagnostics.chain_rule import chain_rule_gains
+from minideep.experiment import Experiment, RunContext, format_table
+from minideep.models.plain_mlp import plain_mlp
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 INIT_LABELS = {"small": "N(0, 0.01²)", "glorot": "Glorot", "he": "He"}
@@ -105,12 +98,7 @@ def load_data(args: Any, config: dict) -> FlatData:
 # ----------------------------------------------------------------------------------------
 
 
-def small_normal(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
-    """W ~ N(0, 0.01^2) whatever the layer's size: the fixed-scale init Glorot & Bengio start from."""
-    return rng.normal(0.0, 0.01, shape)
-
-
-INITS = {"small": small_normal, "glorot": "glorot_uniform", "he": "he_normal"}
+INITS = {"small": "small_normal", "glorot": "glorot_uniform", "he": "he_normal"}  # names in minideep.nn.init
 
 
 # --8<-- [start:predicted_gain]
@@ -131,24 +119,6 @@ def predicted_gain(activation: str, init: str, width: int) -> float:
 # --8<-- [end:predicted_gain]
 
 
-# --8<-- [start:plain_mlp]
-def plain_mlp(depth: int, width: int, activation: str, init: str, n_in: int, n_out: int,
-              dtype: Any) -> tuple[nn.Sequential, list[nn.Module]]:
-    """``depth`` hidden layers (Linear then activation) and a Linear output layer.
-
-    Returns the network and the modules whose outputs are h_1 .. h_L for the chain rule:
-    every hidden activation and the output layer (so each gain covers one Linear plus its
-    activation, and the last one the output layer).
-    """
-    scheme = INITS[init]
-    layers: dict[str, nn.Module] = {}
-    for k in range(1, depth + 1):
-        layers[f"linear{k}"] = nn.Linear(n_in if k == 1 else width, width, init=scheme, dtype=dtype)
-        layers[f"{activation}{k}"] = nn.make_activation(activation)
-    layers["output"] = nn.Linear(width, n_out, init=scheme, dtype=dtype)
-    modules = list(layers.values())
-    return nn.Sequential(OrderedDict(layers)), modules[1::2] + [modules[-1]]
-# --8<-- [end:plain_mlp]
 
 
 # ----------------------------------------------------------------------------------------
@@ -181,7 +151,7 @@ def run_depth(ctx: RunContext, depth: int) -> dict[str, Any]:
     cfg, data = ctx.config, ctx.data
     activation, init = ctx.variant.split("_")
     md.manual_seed(ctx.seed)  # same seed for every depth: the first layers are drawn alike
-    model, points = plain_mlp(depth, cfg["width"], activation, init, data.x_train.shape[1],
+    model, points = plain_mlp(depth, cfg["width"], activation, INITS[init], data.x_train.shape[1],
                               int(data.y_train.max()) + 1, np.dtype(cfg["dtype"]))
     model.to(ctx.device)
     xd, yd = data.x_train[: cfg["diagnostic_batch"]], data.y_train[: cfg["diagnostic_batch"]]
@@ -342,13 +312,4 @@ EXPERIMENT = Experiment(
     load_data=load_data,
     summarize=summarize,
     figures=figures,
-)
-
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Run the chapter; ``argv`` as on the command line (None: ``sys.argv[1:]``)."""
-    return EXPERIMENT.main(argv)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+).script(__name__)

@@ -10,17 +10,15 @@ Writes results.json, table.txt and the figures into --out (default runs/03_vgg38
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-import minideep as md  # noqa: E402
-from minideep import plots  # noqa: E402
-from minideep.diagnostics import chain_rule_gains  # noqa: E402
-from minideep.experiment import Experiment, RunContext, format_table  # noqa: E402
-from minideep.models.vgg import VGG  # noqa: E402
-from minideep.recipes import chapter_data, first_last_ratio, train_classifier  # noqa: E402
+import minideep as md
+from minideep import plots
+from minideep.data import chapter_data
+from minideep.diagnostics import chain_rule_gains, first_last_ratio
+from minideep.experiment import Experiment, RunContext, format_table
+from minideep.models.vgg import VGG
+from minideep.train import train_classifier
 
 # name -> (processing blocks per stage, batch norm, residual, activation)
 VARIANTS = {
@@ -154,7 +152,4 @@ EXPERIMENT = Experiment(
     run_variant=run_variant,
     summarize=summarize,
     figures=figures,
-)
-
-if __name__ == "__main__":
-    EXPERIMENT.main()
+).script(__name__)

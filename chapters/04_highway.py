@@ -15,22 +15,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import minideep as md  # noqa: E402
-from minideep import plots  # noqa: E402
-from minideep.data import DataLoader  # noqa: E402
-from minideep.diagnostics import chain_rule_gains, gate_analysis, lesion_study  # noqa: E402
-from minideep.experiment import Experiment, RunContext, format_table  # noqa: E402
-from minideep.models.highway import PAPER_CONV_PARAMETERS, ConvHighwayNet, HighwayMLP, PlainMLP  # noqa: E402
-from minideep.recipes import chapter_data, train_classifier  # noqa: E402
-from minideep.train import TrainingDiverged, evaluate  # noqa: E402
+import minideep as md
+from minideep import plots
+from minideep.data import DataLoader, chapter_data
+from minideep.diagnostics import chain_rule_gains, gate_analysis, lesion_study
+from minideep.experiment import Experiment, RunContext, format_table
+from minideep.models.highway import PAPER_CONV_PARAMETERS, ConvHighwayNet, HighwayMLP, PlainMLP
+from minideep.train import TrainingDiverged, evaluate, train_classifier
 
 
 class Spec(NamedTuple):
@@ -315,7 +311,4 @@ EXPERIMENT = Experiment(
     run_variant=run_variant,
     summarize=summarize,
     figures=figures,
-)
-
-if __name__ == "__main__":
-    EXPERIMENT.main()
+).script(__name__)

@@ -11,19 +11,17 @@ Writes results.json, table.txt and the figures into --out (default runs/05_skip_
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-import minideep as md  # noqa: E402
-from minideep import plots  # noqa: E402
-from minideep.callbacks import EvaluateEachEpoch  # noqa: E402
-from minideep.data.transforms import ToFloat  # noqa: E402
-from minideep.diagnostics import chain_rule_gains  # noqa: E402
-from minideep.experiment import Experiment, RunContext, format_table  # noqa: E402
-from minideep.models.skip_to_head import ConvReLU, SkipToHeadNet  # noqa: E402
-from minideep.recipes import chapter_data, first_last_ratio, train_classifier  # noqa: E402
+import minideep as md
+from minideep import plots
+from minideep.callbacks import EvaluateEachEpoch
+from minideep.data import chapter_data
+from minideep.data.transforms import ToFloat
+from minideep.diagnostics import chain_rule_gains, first_last_ratio
+from minideep.experiment import Experiment, RunContext, format_table
+from minideep.models.skip_to_head import ConvReLU, SkipToHeadNet
+from minideep.train import train_classifier
 
 CONNECTION_NAMES = {"baseline": "Baseline", "concat": "Concatenation", "sum": "Summation"}
 DEPTHS = {"baseline": (12, 69, 99), "concat": (12, 69, 120), "sum": (12, 69, 120)}
@@ -228,7 +226,4 @@ EXPERIMENT = Experiment(
     run_variant=run_variant,
     summarize=summarize,
     figures=figures,
-)
-
-if __name__ == "__main__":
-    EXPERIMENT.main()
+).script(__name__)

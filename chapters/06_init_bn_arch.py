@@ -13,29 +13,24 @@ Writes results.json, table.txt and the figures into --out (default runs/06_init_
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-import minideep as md  # noqa: E402
-import minideep.nn.functional as F  # noqa: E402
-from minideep import plots  # noqa: E402
-from minideep.data import load_dataset  # noqa: E402
-from minideep.data.errors import DatasetNotFoundError  # noqa: E402
-from minideep.data.transforms import Compose, Normalize, ToFloat  # noqa: E402
-from minideep.diagnostics import gradient_flow  # noqa: E402
-from minideep.diagnostics.layers import preserved_buffers  # noqa: E402
-from minideep.experiment import Experiment, RunContext, format_table  # noqa: E402
-from minideep.models.resnet26 import ResNet26  # noqa: E402
-from minideep.models.tiny_yolo import TinyYOLO  # noqa: E402
-from minideep.recipes import chapter_data, first_last_ratio, train_classifier  # noqa: E402
+import minideep as md
+import minideep.nn.functional as F
+from minideep import plots
+from minideep.data import chapter_data, load_dataset
+from minideep.data.errors import DatasetNotFoundError
+from minideep.diagnostics import first_last_ratio, gradient_flow
+from minideep.diagnostics.layers import preserved_buffers
+from minideep.experiment import Experiment, RunContext, format_table
+from minideep.models.resnet26 import ResNet26
+from minideep.models.tiny_yolo import TinyYOLO
+from minideep.train import train_classifier
 
 ARCHITECTURES = {"tinyyolo": "Tiny-YOLO", "resnet26": "ResNet26"}
 INITS = {"he": ("He", "he_truncated_normal"), "glorot": ("Glorot", "glorot_truncated_normal")}
@@ -86,46 +81,13 @@ def food101_is_local(data_dir) -> bool:
     return True
 
 
-def to_size(dataset, size: int):
-    """The images as 3 x size x size: grayscale repeated, padded to a divisor of ``size`` and
-    upsampled (nearest), or average-pooled down by an integer factor."""
-    images = np.asarray(dataset.images)
-    if images.shape[1] == 1:
-        images = np.repeat(images, 3, axis=1)
-    side = images.shape[-1]
-    if side > size:
-        if side % size:
-            raise ValueError(f"chapter 06: cannot pool {side}x{side} images down to {size}x{size}")
-        k = side // size
-        images = images.reshape(*images.shape[:2], size, k, size, k).mean(axis=(3, 5)).round().astype(np.uint8)
-    elif side < size:
-        # The smallest divisor of ``size`` that holds the image: 28 -> 32, then x2 (64) or x4 (128).
-        target = next(d for d in range(side, size + 1) if size % d == 0)
-        pad = target - side
-        images = np.pad(images, ((0, 0), (0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2)))
-        k = size // target
-        images = images.repeat(k, axis=2).repeat(k, axis=3)
-    return dataclasses.replace(dataset, images=np.ascontiguousarray(images))
-
-
 def load_data(args, config):
     requested = args.dataset
     if requested == "auto" and args.preset == "quick" and food101_is_local(args.data_dir):
         requested = "food101"  # the quick preset uses the paper's data when it is already here
-    data = chapter_data(requested, "food101", args.preset, data_dir=args.data_dir, n_train=config["n_train"],
-                        n_val=config["n_val"], n_test=config["n_test"])
-    size = config["size"]
-    train, test = to_size(data.train, size), to_size(data.test, size)
-    val = to_size(data.val, size) if data.val is not None else None
-    x = train.images.astype(np.float64) / 255.0
-    mean, std = tuple(x.mean(axis=(0, 2, 3)).round(4)), tuple(x.std(axis=(0, 2, 3)).round(4))
-    description = dict(data.description, image_shape=list(train.images.shape[1:]),
-                       normalisation={"mean": list(mean), "std": list(std)})
-    if data.description["image_shape"][-1] != size:
-        description["resized_from"] = data.description["image_shape"]
-    transform = Compose([ToFloat(), Normalize(mean, std)])
-    return dataclasses.replace(data, train=train, val=val, test=test, train_transform=transform,
-                               eval_transform=transform, description=description)
+    # 3 x size x size: grayscale repeated; 28 x 28 padded to 32 and upsampled, photos average-pooled down.
+    return chapter_data(requested, "food101", args.preset, data_dir=args.data_dir, n_train=config["n_train"],
+                        n_val=config["n_val"], n_test=config["n_test"], shape=(3, config["size"]), grow="repeat")
 
 
 # --------------------------------------------------------------------------------- models
@@ -251,7 +213,4 @@ EXPERIMENT = Experiment(
     run_variant=run_variant,
     summarize=summarize,
     figures=figures,
-)
-
-if __name__ == "__main__":
-    EXPERIMENT.main()
+).script(__name__)

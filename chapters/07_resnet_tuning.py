@@ -3,46 +3,34 @@
 Rebuilds the report's hyperparameter search on its residual VGG38 (37 convolutions, a
 shortcut around every block): learning rate, weight decay and batch size one at a time
 (Tables 2-4), then weight decay x batch size (Table 5) and the best configuration (Table 6).
-Every (configuration, seed) is an independent job of ``minideep.sweep``: finished runs are
-skipped when the script starts again, a failed run is reported and the others go on, and
-the runs can go to a pool of processes or to a Ray cluster.
+Every cell is a configuration of the chapter runner's grid (``Experiment.configurations``),
+run once per seed: finished runs are skipped with ``--resume``, and the runs can go to a
+pool of processes or to a Ray cluster (``--workers``, ``--backend ray``), where a failed run
+is reported and the others go on.
 
     python chapters/07_resnet_tuning.py                      # quick preset: bundled data, ~10 min on 2 cores
     python chapters/07_resnet_tuning.py --preset smoke       # seconds
     python chapters/07_resnet_tuning.py --preset paper --device gpu --backend ray --address HEAD:6379
 
-Writes results.json, tables.txt, one results file per run (runs/) and the figures into --out
+Writes results.json, tables.txt and the figures into --out
 (default runs/07_resnet_tuning).
 """
 from __future__ import annotations
 
+import math
 import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
 
-# Small products and a busy machine: a second BLAS thread only waits (chapter 02 measured 8x slower).
-# Set before NumPy loads; every pool process and Ray worker inherits it.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import argparse  # noqa: E402 - after the thread setting, like every import below
-import math  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-import numpy as np  # noqa: E402
-
-import minideep as md  # noqa: E402
-from minideep import plots, sweep  # noqa: E402
-from minideep.backend import check_device  # noqa: E402
-from minideep.data.transforms import pad_to  # noqa: E402
-from minideep.experiment import PRESETS as PRESET_NAMES, format_table, machine, versions, write_json_atomic  # noqa: E402
-from minideep.models import ResidualVGG  # noqa: E402
-from minideep.recipes import chapter_data, train_classifier  # noqa: E402
-from minideep.train import TrainingDiverged  # noqa: E402
+import minideep as md
+from minideep import plots, sweep
+from minideep.data import chapter_data
+from minideep.experiment import Experiment, RunContext, format_table
+from minideep.models import ResidualVGG
+from minideep.train import TrainingDiverged, train_classifier
 
 CHAPTER = "07_resnet_tuning"
 HYPERPARAMETERS = ("lr", "weight_decay", "batch_size")
@@ -129,83 +117,50 @@ def cell_name(hyper: dict) -> str:
     return sweep.config_name(hyper, HYPERPARAMETERS, SHORT)
 
 
-def configurations(preset_name: str, preset: dict, tables: Sequence[str], run_settings: dict) -> dict[str, dict]:
-    """Every distinct configuration the chosen tables need, in table order: ``{name: config}``."""
+def configurations(preset_name: str, preset: dict, tables: Sequence[str]) -> dict[str, dict]:
+    """Every distinct configuration the chosen tables need, in table order: ``{name: hyperparameters}``."""
     configs: dict[str, dict] = {}
     for table in tables:
         for _, hyper in table_cells(preset, table):
-            configs.setdefault(cell_name(hyper), {**hyper, **run_settings, "preset": preset_name})
+            configs.setdefault(cell_name(hyper), hyper)
     return configs
 
 
 # ----------------------------------------------------------------------------------------
-# Data and one run (a sweep job: module level, so that it can go to other processes)
+# Data and one run
 # ----------------------------------------------------------------------------------------
 
 
-def shrink(dataset, size: int):
-    """Images average-pooled by f = ceil(H / size) and zero-padded to ``size x size`` (28x28 -> 7x7 -> 8x8 for 8).
-
-    The quick preset's way to make the 37-convolution network affordable on a CPU: a
-    convolution's cost grows with the number of pixels.
-    """
-    x = dataset.images.astype(np.float32)
-    n, c, h, w = x.shape
-    if size >= h:
-        return dataset.as_shape(c, size)
-    f = -(-h // size)
-    x = x[:, :, : h // f * f, : w // f * f].reshape(n, c, h // f, f, w // f, f).mean(axis=(3, 5))
-    return replace(dataset, images=np.ascontiguousarray(pad_to(np.rint(x).astype(np.uint8), size)))
-
-
-def load_data(dataset: str, preset: str, data_dir: str | None, n_train: int | None, n_val: int | None,
-              n_test: int | None, size: int, augment: bool):
-    """The chapter's splits, loaded once per process (every run of a worker shares them)."""
+def load_data(args, config):
+    """The splits at ``config["size"]`` (28x28 average-pooled to 7x7 and padded to 8x8 for the quick
+    preset: a convolution's cost grows with the pixels), loaded once per process."""
     def make():
-        data = chapter_data(dataset, "cifar100", preset, data_dir=data_dir, n_train=n_train, n_val=n_val,
-                            n_test=n_test, augment=augment, coursework=True)
-        return data if data.train.images.shape[-1] == size else _resized(data, size)
+        return chapter_data(args.dataset, "cifar100", args.preset, data_dir=args.data_dir, n_train=config["n_train"],
+                            n_val=config["n_val"], n_test=config["n_test"], shape=(None, config["size"]),
+                            augment=config["augment"], coursework=True)
 
-    return sweep.per_process((CHAPTER, dataset, preset, data_dir, n_train, n_val, n_test, size, augment), make)
-
-
-def _resized(data, size: int):
-    """``data`` with every split shrunk (or padded) to ``size``, normalised with the new training statistics."""
-    from minideep.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat  # noqa: PLC0415
-
-    train, val, test = shrink(data.train, size), shrink(data.val, size), shrink(data.test, size)
-    pixels = train.images.astype(np.float64) / 255.0
-    mean, std = tuple(pixels.mean(axis=(0, 2, 3)).round(4)), tuple(pixels.std(axis=(0, 2, 3)).round(4))
-    steps = [RandomCrop(size, padding=size // 8), RandomHorizontalFlip()] if data.description["augmentation"] != "none" else []
-    description = {**data.description, "image_shape": list(train.images.shape[1:]),
-                   "normalisation": {"mean": list(mean), "std": list(std)},
-                   "resized": f"average-pooled and zero-padded from {data.train.images.shape[-1]}x"
-                              f"{data.train.images.shape[-1]} to {size}x{size}"}
-    return replace(data, train=train, val=val, test=test, description=description,
-                   train_transform=Compose(steps + [ToFloat(), Normalize(mean, std)]),
-                   eval_transform=Compose([ToFloat(), Normalize(mean, std)]))
+    key = (CHAPTER, args.dataset, args.preset, str(args.data_dir), config["n_train"], config["n_val"],
+           config["n_test"], config["size"], config["augment"])
+    return sweep.per_process(key, make)
 
 
-def run_one(run: sweep.Run) -> dict:
+def run_variant(ctx: RunContext) -> dict:
     """Train the residual VGG with one configuration and seed; the report's accuracies and the history."""
-    cfg = run.config
-    data = load_data(cfg["dataset"], cfg["preset"], run.settings.get("data_dir"), cfg["n_train"], cfg["n_val"],
-                     cfg["n_test"], cfg["size"], cfg["augment"])
-    md.manual_seed(run.seed)
+    cfg, hyper, data = ctx.config, ctx.configuration, ctx.data
+    md.manual_seed(ctx.seed)
     model = ResidualVGG(cfg["blocks"], num_filters=cfg["filters"], num_classes=len(data.train.classes),
                         in_channels=data.train.images.shape[1])
     try:
         out = train_classifier(
-            model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=run.seed, optimizer=cfg["optimizer"],
-            lr=cfg["lr"], weight_decay=cfg["weight_decay"], schedule=cfg["schedule"], eta_min=cfg["eta_min"],
-            device=cfg["device"], checkpoint_dir=run.work_dir, resume=True, progress=run.settings.get("progress", False),
-            log=None,
+            model, data, epochs=cfg["epochs"], batch_size=hyper["batch_size"], seed=ctx.seed, optimizer=cfg["optimizer"],
+            lr=hyper["lr"], weight_decay=hyper["weight_decay"], schedule=cfg["schedule"], eta_min=cfg["eta_min"],
+            device=ctx.device, checkpoint_dir=ctx.checkpoint_dir, resume=ctx.resume, progress=cfg["progress"], log=None,
         )
     except TrainingDiverged as e:
         # The report's "cannot converge": no accuracy to average, the run is counted as diverged.
         return {"diverged": True, "message": str(e).split(";")[0], "epoch": e.epoch, "history": [],
                 "gradient_flow": [], "chance": 1.0 / len(data.train.classes)}
-    shutil.rmtree(run.work_dir, ignore_errors=True)  # the results file marks the run finished; checkpoints are spent
+    shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the run is in results.json; its checkpoints are spent
     history = out["history"]
     best = next((h for h in history if h["epoch"] == out.get("best_epoch")), history[-1])
     last = history[-3:]
@@ -373,17 +328,16 @@ def _histories(entry: dict) -> list:
 
 
 # ----------------------------------------------------------------------------------------
-# The results file in the common shape, and the command line
+# The summary over seeds, and the experiment
 # ----------------------------------------------------------------------------------------
 
 
-def collect(records: dict, configs: dict) -> tuple[dict, list]:
-    """``variants`` in the common results.json shape, and the summary rows (with diverged counts)."""
-    variants: dict[str, dict] = {}
-    for record in records.values():
-        entry = variants.setdefault(record["name"], {"config": configs[record["name"]], "runs": {}})
-        if record["status"] == "ok":
-            entry["runs"][str(record["seed"])] = record["result"]
+def aggregate(results: dict) -> None:
+    """Per configuration: test accuracy over the seeds that trained, and the summary rows (diverged counted)."""
+    variants = results["variants"]
+    records = [{"name": name, "config": entry["config"], "seed": int(seed), "status": "ok", "result": run}
+               for name, entry in variants.items() for seed, run in entry["runs"].items()]
+    records += [{"name": f["name"], "config": {}, "seed": f["seed"], "status": "failed"} for f in results["sweep"]["failed"]]
     for entry in variants.values():
         trained = [r for r in entry["runs"].values() if not r.get("diverged")]
         accuracies = [r["test_accuracy"] for r in trained]
@@ -394,80 +348,25 @@ def collect(records: dict, configs: dict) -> tuple[dict, list]:
     summary = sweep.summarize(records, METRICS)
     for row in summary:
         row["diverged"] = sum(bool(r.get("diverged")) for r in variants.get(row["name"], {}).get("runs", {}).values())
-    return variants, summary
+    results["tables"], results["summary"] = results["selected"], summary
+    results["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"chapters/{CHAPTER}.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", choices=PRESET_NAMES, default="quick",
-                   help="smoke: seconds, for tests; quick: the CPU default; paper: the report's settings (GPU)")
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--seeds", "--seed", type=int, nargs="+", default=None, help="default: the preset's seeds")
-    p.add_argument("--out", type=Path, default=Path("runs") / CHAPTER, help="folder for results and figures")
-    p.add_argument("--data-dir", type=Path, default=None, help="where data sets are looked for first")
-    p.add_argument("--dataset", default="auto", help="data set (default: the preset's choice)")
-    p.add_argument("--resume", action="store_true", help="keep the finished runs in --out and do only the rest")
-    p.add_argument("--tables", "--variants", nargs="+", default=["all"], choices=(*TABLES, "all"),
-                   help="which of the report's tables to run (default: all)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return sweep.add_arguments(p)
-
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    started = time.perf_counter()
-    args = parser().parse_args(argv)
-    check_device(args.device)
-    preset = dict(PRESETS[args.preset])
-    if args.workers is None:  # the preset's choice: two runs at a time on a 2-core CPU for quick
-        args.workers = min(preset["workers"], os.cpu_count() or 1) if args.backend == "local" else 1
-    options = sweep.options_from_args(args)
-    seeds = args.seeds or preset["seeds"]
-    tables = list(TABLES) if "all" in args.tables else [t for t in TABLES if t in args.tables]
-    out: Path = args.out
-    runs_dir = out / "runs"
-    if not args.resume and runs_dir.exists():
-        print(f"[{CHAPTER}] starting afresh: removing the earlier runs in {runs_dir} (use --resume to keep them)")
-        shutil.rmtree(runs_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
-    data_dir = str(args.data_dir) if args.data_dir else None
-    data = load_data(args.dataset, args.preset, data_dir, preset["n_train"], preset["n_val"], preset["n_test"],
-                     preset["size"], preset["augment"])
-    if data.notice:
-        print(data.notice)
-    # Progress bars only when runs go one at a time here: parallel bars would interleave.
-    progress = not args.no_progress and options["backend"] == "local" and options["workers"] == 1
-    run_settings = {k: preset[k] for k in ("n_train", "n_val", "n_test", "size", "blocks", "filters", "epochs",
-                                           "augment", "optimizer", "schedule", "eta_min")}
-    run_settings.update(dataset=args.dataset, device=args.device)
-    configs = configurations(args.preset, preset, tables, run_settings)
-    print(f"[{CHAPTER}] {len(configs)} configurations x {len(seeds)} seeds = {len(configs) * len(seeds)} runs "
-          f"({args.preset} preset, {args.device})")
-
-    settings = {"data_dir": data_dir, "progress": progress}
-    # Runs side by side share the cores out (one convolution thread each on 2 cores), not two threads each.
-    result = sweep.run_sweep(run_one, configs, seeds, runs_dir, settings=settings, threads_per_run="auto", **options)
-    variants, summary = collect(result.records, configs)
-    results = {
-        "chapter": CHAPTER, "preset": args.preset,
-        "config": {k: v for k, v in preset.items() if k != "seeds"}, "dataset": data.description,
-        "device": args.device, "seeds": list(seeds), "tables": tables, "versions": versions(), "machine": machine(),
-        "variants": variants, "summary": summary,
-        "sweep": {"backend": options["backend"], "workers": options["workers"], "address": options["address"],
-                  "ran": len(result.ran), "skipped": len(result.skipped), "wall_time_s": result.wall_time_s,
-                  "failed": [{k: f.get(k) for k in ("name", "seed", "error")} for f in result.failed]},
-        "wall_time_s": float(sum(r.get("wall_time_s") or 0.0 for r in result.records.values())),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-    results["figures"] = [p.name for p in figures(results, out)]
-    results["script_wall_time_s"] = time.perf_counter() - started  # data, sweep, tables and figures
-    write_json_atomic(out / "results.json", results)
-    text = format_tables(results)
-    print(text)
-    (out / "tables.txt").write_text(text + "\n")
-    print(f"[{CHAPTER}] results in {out / 'results.json'}")
-    return results
-
-
-if __name__ == "__main__":
-    main()
+EXPERIMENT = Experiment(
+    chapter=CHAPTER,
+    description=__doc__.split("\n\n")[0],
+    presets=PRESETS,
+    variants=TABLES,
+    variant_flags=("--tables",),
+    configurations=configurations,
+    default_seeds={name: preset["seeds"] for name, preset in PRESETS.items()},
+    # Two runs at a time on a 2-core CPU for quick, sharing the cores out (one conv thread each).
+    default_workers={name: preset["workers"] for name, preset in PRESETS.items()},
+    threads_per_run="auto",
+    load_data=load_data,
+    run_variant=run_variant,
+    aggregate=aggregate,
+    summarize=format_tables,
+    figures=figures,
+    table_file="tables.txt",
+).script(__name__)

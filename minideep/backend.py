@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy
+import threadpoolctl
 
 #: The float dtype new tensors get when the data does not say (as in PyTorch).
 DEFAULT_DTYPE = numpy.float32
@@ -83,11 +84,6 @@ def as_numpy(array: Any) -> numpy.ndarray:
     return numpy.asarray(array)
 
 
-def default_device() -> str:
-    """The device named by ``MINIDEEP_DEVICE`` (``cpu`` when unset)."""
-    return check_device(os.environ.get("MINIDEEP_DEVICE", "cpu"))
-
-
 # One random generator per device, so dropout and the data pipeline are reproducible under a seed.
 _generators: dict[str, Any] = {}
 
@@ -107,32 +103,43 @@ def get_generator(xp: ModuleType = numpy) -> Any:
     return _generators[device]
 
 
-def set_blas_threads(n: int) -> bool:
-    """Limit the OpenBLAS bundled with NumPy to ``n`` threads; True if it was found.
+# ----------------------------------------------------------------------------------------
+# Threads: set explicitly, never at import
+# ----------------------------------------------------------------------------------------
 
-    OpenBLAS's threads spin-wait for each other between products; when other processes
-    share the cores (a laptop, a busy class server, CI) that makes its multithreaded
-    products many times slower (measured here: a VGG08 step 0.36 s on one thread, 6-30 s
-    on two at load 7). minideep's convolution runs single-threaded products in its own
-    Python threads instead, so ``import minideep`` sets one BLAS thread unless
-    ``OPENBLAS_NUM_THREADS`` or ``MINIDEEP_BLAS_THREADS`` says otherwise.
+#: Convolution workers when nobody has called :func:`set_num_threads`: one per core, at most 8
+#: (more gain nothing on the small products a convolution block makes).
+DEFAULT_NUM_THREADS = min(os.cpu_count() or 1, 8)
+_num_threads: int | None = None
+
+
+def set_num_threads(n: int) -> None:
+    """Run minideep's CPU work on ``n`` threads, as PyTorch's ``torch.set_num_threads`` does.
+
+    Two thread pools are set together:
+
+    * minideep's convolution workers: ``n`` Python threads, each taking a contiguous share
+      of the output rows (NumPy releases the GIL inside ``matmul``);
+    * the BLAS library behind NumPy (OpenBLAS, MKL, ...), through ``threadpoolctl``: one
+      thread, because each worker's products run on their own thread already. BLAS threads
+      on top of the workers would outnumber the cores, and OpenBLAS's threads spin-wait for
+      each other, which is many times slower when other processes share the cores (measured:
+      a VGG08 step 0.36 s on one BLAS thread, 6-30 s on two at load 7).
+
+    Importing minideep sets neither: until this is called, the BLAS library keeps whatever
+    the process (or ``OPENBLAS_NUM_THREADS``) gave it, and the convolution uses
+    :data:`DEFAULT_NUM_THREADS` workers. The chapter runner and the sweep workers call this.
+
+    Args:
+        n: threads, at least 1 (e.g. the number of cores this process may use).
     """
-    import ctypes  # noqa: PLC0415
-    import glob  # noqa: PLC0415
-
-    libs_dir = os.path.join(os.path.dirname(numpy.__file__), "..", "numpy.libs")
-    for path in glob.glob(os.path.join(libs_dir, "*openblas*")):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            setter = getattr(lib, symbol, None)
-            if setter is not None:
-                setter(int(n))
-                return True
-    return False
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, numpy.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
+    threadpoolctl.threadpool_limits(limits=1, user_api="blas")  # stays in force: the object is not used as a context
+    _num_threads = int(n)
 
 
-if "OPENBLAS_NUM_THREADS" not in os.environ:
-    set_blas_threads(int(os.environ.get("MINIDEEP_BLAS_THREADS", "1")))
+def get_num_threads() -> int:
+    """minideep's convolution workers: the last :func:`set_num_threads`, else :data:`DEFAULT_NUM_THREADS`."""
+    return DEFAULT_NUM_THREADS if _num_threads is None else _num_threads

@@ -10,16 +10,11 @@ from elsewhere cannot run code.
 
 Writes are atomic: the file is written under a temporary name in the same folder, flushed
 to disk, and moved over the old one with ``os.replace``. A crash mid-write leaves the
-previous checkpoint whole. The temporary name carries the writer's PID
-(``minideep.tempfiles``), so the next save in that folder removes what a killed writer left
-behind. Checkpoints get the mode of any new file (0666 less the umask: 0644 usually), like
-the figures beside them.
+previous checkpoint whole.
 """
 from __future__ import annotations
 
-import glob
 import json
-import os
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -28,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .backend import as_numpy, get_array_module
-from .tempfiles import create_temp, remove_stale
+from .results import write_npz_atomic
 
 FORMAT = "minideep-checkpoint"
 VERSION = 1
@@ -84,8 +79,7 @@ def _join(tree: Any, arrays: Mapping[str, np.ndarray], path: Path) -> Any:
 def save_checkpoint(path: str | Path, tree: Mapping[str, Any]) -> Path:
     """Write ``tree`` (a dict of arrays, numbers, strings, lists and dicts) to ``path`` atomically.
 
-    GPU arrays are copied to the host. The folder is created if needed. Temporary files
-    of earlier writers of ``path`` that died mid-write (``kill -9``) are removed first.
+    GPU arrays are copied to the host. The folder is created if needed.
 
     Returns:
         The path written.
@@ -95,18 +89,7 @@ def save_checkpoint(path: str | Path, tree: Mapping[str, Any]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     skeleton = {"format": FORMAT, "version": VERSION, "tree": _split(tree, "", arrays)}
     arrays[_TREE_KEY] = np.array(json.dumps(skeleton))
-    remove_stale(path.parent, f".{glob.escape(path.name)}.*.tmp")  # left by a writer that was killed mid-write
-    fd, tmp = create_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_npz_atomic(path, arrays)  # fsync'd, then renamed over the old file
 
 
 def load_checkpoint(path: str | Path) -> "OrderedDict[str, Any]":

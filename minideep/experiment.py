@@ -8,19 +8,17 @@ one, and prints a table beside the paper's numbers.
 The common command line (every chapter)::
 
     --preset smoke|quick|paper   --device cpu|gpu   --seeds 0 [1 2 ...]   --out DIR
-    --data-dir DIR   --dataset NAME   --resume   --variants NAME [NAME ...] | all
-    --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.sweep jobs)
+    --data-dir DIR   --dataset NAME   --resume   --variants NAME [NAME ...] | all   --threads N
+    --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.jobs jobs)
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import inspect
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,56 +26,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import __version__
-from .backend import check_device
+from . import __version__, jobs
+from .backend import check_device, get_num_threads, set_num_threads
+from .results import format_table, read_results, write_json_atomic  # noqa: F401 - format_table: chapters' tables
 
 PRESETS = ("smoke", "quick", "paper")
-
-
-# ----------------------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------------------
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` so that a reader never sees half a file.
-
-    The text goes to a temporary file in the same folder first and is then renamed over
-    the target, which is atomic on POSIX file systems.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    """NumPy scalars and arrays as plain JSON numbers and lists."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"results: cannot write a {type(value).__name__} to JSON")
-
-
-def read_results(path: str | Path) -> dict:
-    """Read a results.json, with a clear error for a corrupt one."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); move it away to start the run afresh") from None
 
 
 def versions() -> dict[str, str]:
@@ -96,38 +49,17 @@ def machine() -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------
-# The printed table
-# ----------------------------------------------------------------------------------------
-
-
-def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """A plain-text table; floats in [0, 1] named like accuracies are shown as percentages."""
-    if not rows:
-        return "(no rows)"
-    columns = list(columns or rows[0].keys())
-
-    def cell(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value)
-
-    body = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(line[i]) for line in body)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in body]
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------
 # The experiment
 # ----------------------------------------------------------------------------------------
 
 
 @dataclass
 class RunContext:
-    """What a chapter's ``run_variant`` gets for one (variant, seed)."""
+    """What a chapter's ``run_variant`` gets for one (variant, seed).
+
+    ``configuration`` is the variant's own settings when the chapter builds its variants
+    from a configuration grid (``Experiment.configurations``), else an empty dict.
+    """
 
     variant: str
     seed: int
@@ -139,6 +71,7 @@ class RunContext:
     checkpoint_dir: Path
     resume: bool
     log: Callable[[str], None] = print
+    configuration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,7 +82,9 @@ class Experiment:
         chapter: a short name, e.g. ``"03_vgg38"``.
         description: the ``--help`` text.
         presets: preset name -> configuration dict (``smoke``, ``quick``, ``paper``).
-        variants: the variant names, in the order they are run and reported.
+        variants: the variant names, in the order they are run and reported (with
+            ``configurations``: the names of the groups ``--variants`` chooses from, e.g. a
+            paper's tables).
         default_variants: preset name -> the variants run when ``--variants`` is not given.
         load_data: ``(args, config) -> data``; the returned object needs ``.description``
             (a dict saved to results.json) and ``.notice`` (a line printed, or None).
@@ -159,6 +94,20 @@ class Experiment:
         figures: ``(results dict, out Path) -> list of Paths``, called at the end.
         default_seeds: preset name -> the seeds run when ``--seeds`` is not given (default [0]);
             e.g. three seeds for a chapter whose figure shows a min-max band over runs.
+        configurations: a configuration grid for sweeps: ``(preset name, preset config,
+            chosen groups) -> {name: configuration}``. Each name is then a variant of its
+            own (its configuration goes to ``RunContext.configuration`` and to the variant's
+            ``config`` in results.json); several groups may share a configuration, which runs once.
+        aggregate: ``(results dict) -> None``, adds the chapter's summaries over seeds to the
+            results after the runs (before figures and table).
+        paper: the paper's numbers, variant -> {source: value}; saved to results.json as
+            ``paper`` for the table and the claims.
+        claims: ``(results dict) -> list of dicts`` (claim, paper, ours, verdict): written to
+            ``claims.json`` beside results.json.
+        default_workers: preset name -> runs at the same time when ``--workers`` is not given.
+        threads_per_run: threads of each run sent to a pool or to Ray (see ``jobs.run_sweep``).
+        variant_flags: more option strings for ``--variants`` (e.g. ``"--tables"``).
+        table_file: the file the printed table is saved to, in ``--out``.
     """
 
     chapter: str
@@ -172,6 +121,14 @@ class Experiment:
     figures: Callable[[dict, Path], list] | None = None
     default_preset: str = "quick"
     default_seeds: dict[str, Sequence[int]] = field(default_factory=dict)
+    configurations: Callable[[str, dict, Sequence[str]], Mapping[str, dict]] | None = None
+    aggregate: Callable[[dict], None] | None = None
+    paper: Mapping[str, Any] | None = None
+    claims: Callable[[dict], list] | None = None
+    default_workers: dict[str, int] = field(default_factory=dict)
+    threads_per_run: int | str | None = None
+    variant_flags: Sequence[str] = ()
+    table_file: str = "table.txt"
 
     def parser(self) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(prog=f"chapters/{self.chapter}.py", description=self.description)
@@ -184,17 +141,18 @@ class Experiment:
         p.add_argument("--data-dir", type=Path, default=None, help="where data sets are looked for first")
         p.add_argument("--dataset", default="auto", help="data set to use (default: the preset's choice)")
         p.add_argument("--resume", action="store_true", help="skip finished runs and continue interrupted ones")
-        p.add_argument("--variants", nargs="+", default=None, help=f"a subset of {', '.join(self.variants)}, or 'all'")
+        p.add_argument("--variants", *self.variant_flags, dest="variants", nargs="+", default=None,
+                       help=f"a subset of {', '.join(self.variants)}, or 'all'")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        from . import sweep  # noqa: PLC0415 - sweep imports this module
-
-        sweep.add_arguments(p)
+        p.add_argument("--threads", type=int, default=None,
+                       help="CPU threads (md.set_num_threads; default: md.get_num_threads(), one per core up to 8)")
+        jobs.add_arguments(p)
         return p
 
     def selected_variants(self, requested: Sequence[str] | None, preset: str) -> list[str]:
         if not requested:
             return list(self.default_variants.get(preset, self.variants))
-        if list(requested) == ["all"]:
+        if "all" in requested:
             return list(self.variants)
         unknown = [v for v in requested if v not in self.variants]
         if unknown:
@@ -203,13 +161,22 @@ class Experiment:
 
     def main(self, argv: Sequence[str] | None = None) -> dict:
         """Parse the command line, run what is not finished, write results and figures."""
+        began = time.perf_counter()
         args = self.parser().parse_args(argv)
         if args.seeds is None:
             args.seeds = list(self.default_seeds.get(args.preset, [0]))
+        if args.workers is None and args.backend == "local":  # the preset's choice, at most one run per core
+            args.workers = min(self.default_workers.get(args.preset, 1), os.cpu_count() or 1)
         check_device(args.device)
+        # One BLAS thread and the conv workers sharing the cores: the setting every chapter's numbers come from.
+        set_num_threads(args.threads or get_num_threads())
         config = dict(self.presets[args.preset])
         config["progress"] = not args.no_progress
-        variants = self.selected_variants(args.variants, args.preset)
+        selected = self.selected_variants(args.variants, args.preset)
+        if self.configurations is not None:
+            configurations = {name: dict(c) for name, c in self.configurations(args.preset, config, selected).items()}
+        else:
+            configurations = {name: {} for name in selected}
         out: Path = args.out
         out.mkdir(parents=True, exist_ok=True)
         results_path = out / "results.json"
@@ -219,79 +186,113 @@ class Experiment:
             print(data.notice)
 
         results = self._start_results(results_path, args, config, data)
+        results["selected"] = selected
+        if self.paper is not None:
+            results["paper"] = self.paper
+        options = jobs.options_from_args(args)
+        in_this_process = options["backend"] == "local" and options["workers"] == 1
+        session = {"backend": options["backend"], "workers": options["workers"], "address": options["address"],
+                   "ran": 0, "skipped": 0, "failed": []}
+        results["sweep"] = session
         started = time.perf_counter()
         todo = []
-        for variant in variants:
+        for variant in configurations:
             for seed in args.seeds:
                 if str(seed) in results["variants"].get(variant, {}).get("runs", {}):
                     print(f"[{self.chapter}] {variant} seed {seed}: finished earlier, skipped")
+                    session["skipped"] += 1
                 else:
                     todo.append((variant, seed))
-        from . import sweep  # noqa: PLC0415 - sweep imports this module
-
-        options = sweep.options_from_args(args)
-        in_this_process = options["backend"] == "local" and options["workers"] == 1
+        if len(configurations) > 1 and self.configurations is not None:
+            print(f"[{self.chapter}] {len(configurations)} configurations x {len(args.seeds)} seeds, "
+                  f"{len(todo)} runs to do ({args.preset} preset, {args.device})")
         if todo and not in_this_process:
-            self._run_as_sweep(args, todo, results, results_path, options)
+            self._run_as_sweep(args, todo, configurations, results, results_path, options)
         for variant, seed in todo if in_this_process else []:
             print(f"[{self.chapter}] {variant} seed {seed} ({args.preset} preset, {args.device})")
             t0 = time.perf_counter()
             context = RunContext(
                 variant=variant, seed=seed, preset=args.preset, config=config, device=args.device,
                 data=data, out=out, checkpoint_dir=out / "checkpoints" / f"{variant}_seed{seed}",
-                resume=args.resume,
+                resume=args.resume, configuration=configurations[variant],
             )
             run = self.run_variant(context)
             run["wall_time_s"] = time.perf_counter() - t0
-            self._record(results, variant, seed, run)
+            self._record(results, variant, seed, run, configurations[variant])
+            session["ran"] += 1
             results["wall_time_s"] = results.get("wall_time_s", 0.0) + run["wall_time_s"]
             write_json_atomic(results_path, results)
 
         results["last_session_s"] = time.perf_counter() - started
+        if self.aggregate:
+            self.aggregate(results)
         if self.figures:
             results["figures"] = [str(Path(p).name) for p in self.figures(results, out)]
+        session["wall_time_s"] = time.perf_counter() - began  # data, runs, summaries and figures
         write_json_atomic(results_path, results)
+        if self.claims:
+            write_json_atomic(out / "claims.json", {"chapter": self.chapter, "preset": args.preset,
+                                                   "claims": self.claims(results)})
         if self.summarize:
             table = self.summarize(results)
             print(table)
-            (out / "table.txt").write_text(table + "\n")
+            (out / self.table_file).write_text(table + "\n")
         print(f"[{self.chapter}] results in {results_path}")
         return results
 
-    def _run_as_sweep(self, args: argparse.Namespace, todo: list[tuple[str, int]], results: dict, results_path: Path,
-                      options: dict[str, Any]) -> None:
-        """The unfinished (variant, seed) runs as jobs of ``minideep.sweep`` (process pool or Ray).
+    def script(self, module_name: str) -> "Experiment":
+        """Run :meth:`main` when the chapter file runs as a script (``module_name == "__main__"``); return self.
+
+        A chapter ends with ``EXPERIMENT = Experiment(...).script(__name__)``: imported (by the
+        tests, by a sweep worker) it only defines the experiment.
+        """
+        if module_name == "__main__":
+            self.main()
+        return self
+
+    def _run_as_sweep(self, args: argparse.Namespace, todo: list[tuple[str, int]], configurations: dict[str, dict],
+                      results: dict, results_path: Path, options: dict[str, Any]) -> None:
+        """The unfinished (variant, seed) runs as jobs of ``minideep.jobs`` (process pool or Ray).
 
         Each job imports the chapter script by its path, loads the data itself and calls
         ``run_variant``; its record goes to ``out/sweep/<variant>/seed<seed>.json`` as soon as
         it ends, and finished ones are copied into results.json. With ``--resume`` a run with
         a record is not run again (and an interrupted one continues from its checkpoint);
         without it the records of the runs to do are removed first. A failed job is reported
-        and the others go on. Ray workers need the checkout at the same path.
+        (``results["sweep"]["failed"]``) and the others go on. In a process pool the jobs
+        find the experiment by the script's path; Ray tasks get it by value (with the
+        chapter's functions), so the cluster's nodes need minideep, not the checkout.
         """
-        from . import sweep  # noqa: PLC0415 - sweep imports this module
-
         settings = {"script": str(Path(inspect.getfile(self.run_variant)).resolve()), "device": args.device,
                     "data_dir": None if args.data_dir is None else str(args.data_dir), "out": str(args.out.resolve()),
                     "resume": args.resume, "progress": False}
+        by_value = []
+        if options["backend"] == "ray":  # the experiment itself travels, so the nodes need no checkout
+            settings["experiment"] = self
+            by_value = [m for m in (inspect.getmodule(f) for f in (self.run_variant, self.load_data)) if m is not None]
+        session = results["sweep"]
         by_seeds: dict[tuple[int, ...], list[str]] = {}  # variants that miss the same seeds go in one sweep
         for variant in dict.fromkeys(v for v, _ in todo):
             by_seeds.setdefault(tuple(s for v, s in todo if v == variant), []).append(variant)
         for seeds, names in by_seeds.items():
-            configs = {v: {"chapter": self.chapter, "preset": args.preset, "dataset": args.dataset, "variant": v}
-                       for v in names}
+            configs = {v: {"chapter": self.chapter, "preset": args.preset, "dataset": args.dataset, "variant": v,
+                           "configuration": configurations[v]} for v in names}
             if not args.resume:  # a fresh run, as in this process: earlier records do not count
-                for run in sweep.make_runs(configs, list(seeds), args.out / "sweep"):
+                for run in jobs.make_runs(configs, list(seeds), args.out / "sweep"):
                     run.path.unlink(missing_ok=True)
-            swept = sweep.run_sweep(run_experiment_job, configs, list(seeds), args.out / "sweep", settings=settings,
-                                    **options)
+            swept = jobs.run_sweep(run_experiment_job, configs, list(seeds), args.out / "sweep", settings=settings,
+                                   threads_per_run=self.threads_per_run, by_value=by_value, **options)
             for record in swept.records.values():
                 if record.get("status") != "ok":
+                    session["failed"].append({k: record.get(k) for k in ("name", "seed", "error")})
                     continue
                 run = dict(record["result"])
                 run["wall_time_s"] = record["wall_time_s"]
-                self._record(results, record["config"]["variant"], record["seed"], run)
+                variant = record["config"]["variant"]
+                self._record(results, variant, record["seed"], run, configurations[variant])
                 results["wall_time_s"] = results.get("wall_time_s", 0.0) + (run["wall_time_s"] or 0.0)
+            session["ran"] += len(swept.ran)
+            session["skipped"] += len(swept.skipped)
             write_json_atomic(results_path, results)
 
     def _start_results(self, path: Path, args: argparse.Namespace, config: dict, data: Any) -> dict:
@@ -318,9 +319,11 @@ class Experiment:
         }
 
     @staticmethod
-    def _record(results: dict, variant: str, seed: int, run: dict) -> None:
+    def _record(results: dict, variant: str, seed: int, run: dict, configuration: dict | None = None) -> None:
         """Store one run; the variant's top-level fields summarise its seeds."""
         entry = results["variants"].setdefault(variant, {"runs": {}})
+        if configuration:
+            entry.setdefault("config", configuration)
         entry["runs"][str(seed)] = run
         runs = list(entry["runs"].values())
         # A run without a test accuracy (chapter 01's gradient checks) is stored as it is.
@@ -385,18 +388,18 @@ def _chapter_experiment(script: str, chapter: str) -> Experiment:
 
 
 def run_experiment_job(run: Any) -> dict:
-    """A ``minideep.sweep`` job: one (variant, seed) of a chapter, in whatever process runs it.
+    """A ``minideep.jobs`` job: one (variant, seed) of a chapter, in whatever process runs it.
 
     ``run.config`` names the chapter, preset, data set and variant (the run's identity);
     ``run.settings`` holds the script's path, the device, the data folder, the output
     folder and whether to resume from a checkpoint. Returns ``run_variant``'s dict.
     """
     settings = run.settings
-    experiment = _chapter_experiment(settings["script"], run.config["chapter"])
+    experiment = settings.get("experiment") or _chapter_experiment(settings["script"], run.config["chapter"])
     args = argparse.Namespace(
         preset=run.config["preset"], dataset=run.config["dataset"], device=settings["device"],
         data_dir=None if settings["data_dir"] is None else Path(settings["data_dir"]), out=Path(settings["out"]),
-        seeds=[run.seed], variants=[run.config["variant"]], resume=settings["resume"], no_progress=True,
+        seeds=[run.seed], variants=[run.config["variant"]], resume=settings["resume"], no_progress=True, threads=None,
     )
     config = dict(experiment.presets[args.preset])
     config["progress"] = settings["progress"]
@@ -405,5 +408,6 @@ def run_experiment_job(run: Any) -> dict:
     context = RunContext(
         variant=variant, seed=run.seed, preset=args.preset, config=config, device=args.device, data=data,
         out=args.out, checkpoint_dir=args.out / "checkpoints" / f"{variant}_seed{run.seed}", resume=args.resume,
+        configuration=dict(run.config.get("configuration", {})),
     )
     return experiment.run_variant(context)

@@ -33,8 +33,10 @@ import numpy as np
 
 from .autograd import Tensor, no_grad
 from .backend import as_numpy, check_device, get_array_module, get_generator, manual_seed
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .diagnostics.gradient_flow import GradientFlowRecorder
 from .ops.loss import cross_entropy
+from .optim.by_name import make_optimizer, make_schedule
 
 LAST = "last.npz"
 BEST = "best.npz"
@@ -500,8 +502,7 @@ def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable |
             non_finite = metrics.add(step, loss.data, _hit_rate(outputs, y))  # fetched every metrics.every steps
             if non_finite is not None:
                 raise _diverged(state, *non_finite, last_path)
-            optimizer.zero_grad()
-            model.zero_grad()
+            model.zero_grad()  # every parameter of the model, the optimizer's and any it does not update
             loss.backward()
             state.step, state.batch, state.outputs, state.loss_data = step, (x, y), outputs, loss.data
             _call(callbacks, "on_step_end", state)
@@ -625,3 +626,61 @@ def _summary(record: dict[str, Any], epochs: int) -> str:
     if record["val_loss"] is not None:
         line += f" | val loss {fmt(record['val_loss'])} acc {fmt(record['val_acc'])}"
     return line + f" | lr {record['lr']:.3g} | {record['time']:.1f} s"
+
+
+def train_classifier(
+    model: Any,
+    data: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    schedule: str | None = "cosine",
+    eta_min: float = 0.0,
+    gamma: float | None = None,
+    device: str = "cpu",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Train one classifier the papers' way and test it from its best-validation epoch.
+
+    ``data`` is a :class:`minideep.data.ChapterData` (anything with ``loaders(batch_size,
+    seed, device)``). Adam or SGD and the schedule come by name
+    (:func:`minideep.optim.make_optimizer`, :func:`minideep.optim.make_schedule`); the
+    gradient flow is recorded once per epoch.
+
+    Returns a JSON-ready dict: ``test_accuracy`` and ``test_loss`` (from the best-validation
+    checkpoint when there is a validation set, else from the last epoch), ``best_epoch``,
+    ``history`` (per-epoch records) and ``gradient_flow`` (per-epoch {layer: mean |grad|}
+    from the last minibatch of the epoch). ``schedule`` is one of ``make_schedule``'s
+    names; ``gamma`` is the per-epoch decay factor of ``"exponential"``.
+    """
+    recorder = GradientFlowRecorder()
+    opt = make_optimizer(optimizer, model.named_parameters(), lr, weight_decay, momentum)
+    sched = make_schedule(schedule, opt, epochs, eta_min, gamma)
+    train, val, test = data.loaders(batch_size, seed, device)
+    result = fit(
+        model, opt, train, epochs, val_loader=val, scheduler=sched, checkpoint_dir=checkpoint_dir,
+        resume=resume, seed=seed, callbacks=[recorder, *callbacks], progress=progress, device=device, log=log,
+    )
+    if result.best_checkpoint is not None:
+        load_model(model, result.best_checkpoint)
+        model.to(device)
+    metrics = evaluate(model, test)
+    history = [{k: v for k, v in record.items() if k != "gradient_flow"} for record in result.history]
+    return {
+        "test_accuracy": float(metrics["accuracy"]),
+        "test_loss": float(metrics["loss"]),
+        "best_epoch": result.best_epoch,
+        "history": history,
+        "gradient_flow": [r["mean_abs"] for r in recorder.records],
+        "gradient_max": [r["max_abs"] for r in recorder.records],
+        "parameters": int(sum(p.size for _, p in model.named_parameters())),
+    }

@@ -13,11 +13,8 @@ Prints PASS/FAIL per claim; exits 1 if any fails.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from minideep.experiment import check_claims, training_wall_time  # noqa: E402
+from minideep.experiment import check_claims, training_wall_time
 
 
 def check(results: dict) -> list[tuple[str, bool, str]]:

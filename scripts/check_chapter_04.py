@@ -20,13 +20,8 @@ Prints PASS/FAIL per claim; exits 1 if any fails.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from minideep.experiment import check_claims, training_wall_time  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from minideep.experiment import check_claims, training_wall_time
 
 
 def _deep(variants: dict, family: str) -> list[tuple[str, dict]]:
@@ -100,7 +95,6 @@ def check(results: dict) -> list[tuple[str, bool, str]]:
                          f"accuracy {min(lesion['accuracies']):.1%} .. {max(lesion['accuracies']):.1%} "
                          f"(intact {lesion['baseline']:.1%})"))
 
-    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
     from minideep.models.highway import ConvHighwayNet  # noqa: PLC0415
 
     counts = {w: ConvHighwayNet(w).num_parameters() for w in (16, 32)}

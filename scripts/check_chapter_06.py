@@ -31,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from minideep.experiment import check_claims, read_results, training_wall_time  # noqa: E402
+from minideep.experiment import check_claims, read_results, training_wall_time
 
 ARCHS, INITS = ("tinyyolo", "resnet26"), ("he", "glorot")
 DEFAULT_PATH = "runs/06_init_bn_arch/results.json"

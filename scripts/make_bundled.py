@@ -21,15 +21,12 @@ import io
 import json
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from minideep.data import load_dataset  # noqa: E402
-from minideep.data.bundled import BUNDLED_DIR, BUNDLED_FILE, BUNDLED_INFO  # noqa: E402
-from minideep.data.sources import SOURCES  # noqa: E402
+from minideep.data import load_dataset
+from minideep.data.bundled import BUNDLED_DIR, BUNDLED_FILE, BUNDLED_INFO
+from minideep.data.sources import SOURCES
 
 SEED = 0
 PER_CLASS = {"train": 600, "test": 100}

@@ -6,6 +6,7 @@ import pytest
 
 import minideep as md
 from minideep import nn
+from minideep.diagnostics import lesioned, recorded_gates
 
 
 def _input(shape, seed=0):
@@ -151,28 +152,30 @@ def test_highway_conv_gradcheck():
 
 def test_highway_output_follows_the_formula():
     md.manual_seed(3)
-    layer = nn.Highway(5, activation="tanh", gate_bias=-1.5, record_gate=True).double()
+    layer = nn.Highway(5, activation="tanh", gate_bias=-1.5).double()
     x = _input((4, 5))
-    y = layer(x).numpy()
+    with recorded_gates([("h", layer)]) as gates:
+        y = layer(x).numpy()
     W_H, b_H = layer.transform.weight.numpy(), layer.transform.bias.numpy()
     W_T, b_T = layer.gate.weight.numpy(), layer.gate.bias.numpy()
     h = np.tanh(x.numpy() @ W_H.T + b_H)
     t = 1 / (1 + np.exp(-(x.numpy() @ W_T.T + b_T)))
     np.testing.assert_allclose(y, h * t + x.numpy() * (1 - t), rtol=1e-12)
-    np.testing.assert_allclose(layer.last_gate, t, rtol=1e-12)
+    np.testing.assert_allclose(gates["h"], t, rtol=1e-12)
 
 
 def test_highway_gate_gradient_is_paper_equation_nine():
     # dL/dT = (H - x) dy: check through the gate bias, whose gradient is sum of dL/dT * T (1 - T).
     md.manual_seed(4)
-    layer = nn.Highway(3, gate_bias=-2.0, record_gate=True).double()
+    layer = nn.Highway(3, gate_bias=-2.0).double()
     x = _input((2, 3))
-    y = layer(x)
+    with recorded_gates([("h", layer)]) as gates:
+        y = layer(x)
     g = np.random.default_rng(0).standard_normal(y.shape)
     y.backward(g)
     with md.no_grad():
         h = layer.activation(layer.transform(x)).numpy()
-    t = layer.last_gate
+    t = gates["h"]
     expected = ((h - x.numpy()) * g * t * (1 - t)).sum(axis=0)
     np.testing.assert_allclose(layer.gate.bias.grad, expected, rtol=1e-12)
 
@@ -190,23 +193,25 @@ def test_a_very_negative_gate_bias_makes_the_layer_nearly_the_identity():
     np.testing.assert_allclose(layer(x).numpy(), x.numpy(), atol=1e-10)
 
 
-@pytest.mark.parametrize("make, shape", [(lambda: nn.Highway(4, record_gate=True), (3, 4)),
-                                         (lambda: nn.HighwayConv2d(2, record_gate=True), (2, 2, 3, 3))])
+@pytest.mark.parametrize("make, shape", [(lambda: nn.Highway(4), (3, 4)),
+                                         (lambda: nn.HighwayConv2d(2), (2, 2, 3, 3))])
 def test_lesion_shuts_the_gate_and_the_layer_is_the_identity(make, shape):
     layer = make()
     x = md.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    with recorded_gates([("h", layer)]) as gates:
+        assert not np.array_equal(layer(x).numpy(), x.numpy())
+    assert gates["h"].shape == shape and np.all((gates["h"] > 0) & (gates["h"] < 1))
+    with lesioned(layer, layer):
+        assert layer(x) is x  # T = 0: y = x
     assert not np.array_equal(layer(x).numpy(), x.numpy())
-    assert layer.last_gate.shape == shape and np.all((layer.last_gate > 0) & (layer.last_gate < 1))
-    layer.lesion = True
-    assert layer(x) is x
-    assert not layer.last_gate.any()
-    assert "lesion=True" in repr(layer)
 
 
-def test_gates_are_not_recorded_unless_asked():
+def test_a_highway_layer_has_no_experiment_switches_and_the_hooks_go_after_use():
     layer = nn.Highway(3)
-    layer(md.tensor(np.ones((1, 3), dtype=np.float32)))
-    assert layer.last_gate is None
+    assert not any(hasattr(layer, name) for name in ("lesion", "record_gate", "last_gate"))
+    with recorded_gates([("h", layer)]), lesioned(layer, layer):
+        layer(md.tensor(np.ones((1, 3), dtype=np.float32)))
+    assert not layer._forward_hooks and not layer.gate._forward_hooks
 
 
 def test_highway_parameter_names_and_width_error():

@@ -24,7 +24,7 @@ def load_chapter():
 def run(tmp_path_factory):
     """One smoke run of both variants: (results as returned, results.json as read, out folder)."""
     out = tmp_path_factory.mktemp("ch01")
-    returned = load_chapter().main(["--preset", "smoke", "--out", str(out)])
+    returned = load_chapter().EXPERIMENT.main(["--preset", "smoke", "--out", str(out)])
     return returned, json.loads((out / "results.json").read_text()), out
 
 
@@ -83,7 +83,7 @@ def test_graphs_are_written_as_dot_and_svg_when_graphviz_is_there(run):
 
 def test_resume_skips_finished_variants(run, capsys):
     _, _, out = run
-    load_chapter().main(["--preset", "smoke", "--out", str(out), "--resume"])
+    load_chapter().EXPERIMENT.main(["--preset", "smoke", "--out", str(out), "--resume"])
     printed = capsys.readouterr().out
     assert "expression seed 0: finished earlier, skipped" in printed
     assert "mlp seed 0: finished earlier, skipped" in printed

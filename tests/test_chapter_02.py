@@ -36,8 +36,8 @@ def chapter():
 def run(tmp_path_factory):
     """One smoke run of every variant, as a student runs it: (results.json as read, out folder).
 
-    A subprocess, because the script sets one BLAS thread before NumPy loads (in this process
-    NumPy is loaded already, and on a busy 2-core machine BLAS threads make the run 3x slower).
+    A subprocess: the script exactly as a student runs it from the command line (the chapter
+    runner calls md.set_num_threads, one BLAS thread, as every chapter does).
     """
     out = tmp_path_factory.mktemp("ch02")
     root = CHAPTER.parents[1]

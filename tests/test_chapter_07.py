@@ -78,7 +78,7 @@ pytest.importorskip("matplotlib")
 def test_the_tables_cells_share_configurations():
     chapter = load_chapter()
     preset = chapter.PRESETS["paper"]
-    configs = chapter.configurations("paper", preset, chapter.TABLES, {})
+    configs = chapter.configurations("paper", preset, chapter.TABLES)
     # 4 learning rates + 4 more weight decays + 4 more batch sizes + 3 new combinations (wd 1e-3 / 1e-4 at
     # batch 100 are Table 3's cells): the report's 16 configurations, 80 runs with five seeds.
     assert len(configs) == 16
@@ -86,12 +86,11 @@ def test_the_tables_cells_share_configurations():
     assert chapter.PRESETS["paper"]["seeds"] == [0, 2045458, 186285, 2122020, 11132]
 
 
-def test_shrink_pools_and_pads_the_images():
-    chapter = load_chapter()
+def test_the_quick_presets_images_are_pooled_and_padded_to_8x8():
     from minideep.data import load_dataset
 
     data = load_dataset("bundled", "test").subset(20, 0)
-    small = chapter.shrink(data, 8)
+    small = data.as_shape(1, 8)  # what the chapter asks chapter_data for (shape=(None, 8))
     assert small.images.shape == (20, 1, 8, 8) and small.images.dtype == np.uint8
     expected = data.images[:, :, :28, :28].reshape(20, 1, 7, 4, 7, 4).astype(np.float32).mean(axis=(3, 5))
     np.testing.assert_allclose(small.images[:, :, :7, :7], np.rint(expected))
@@ -100,11 +99,11 @@ def test_shrink_pools_and_pads_the_images():
 
 def test_smoke_preset_runs_every_table_and_writes_results(tmp_path):
     chapter = load_chapter()
-    results = chapter.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    results = chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["tables"] == list(chapter.TABLES) and saved["dataset"]["name"] == "bundled"
     assert saved["dataset"]["image_shape"] == [1, 8, 8]
-    configs = chapter.configurations("smoke", chapter.PRESETS["smoke"], chapter.TABLES, {})
+    configs = chapter.configurations("smoke", chapter.PRESETS["smoke"], chapter.TABLES)
     assert set(saved["variants"]) == set(configs)
     for name, entry in saved["variants"].items():
         assert set(entry["runs"]) == {"0", "1"}  # every configuration with both seeds
@@ -123,18 +122,19 @@ def test_smoke_preset_runs_every_table_and_writes_results(tmp_path):
     for figure in saved["figures"]:
         assert (tmp_path / figure).stat().st_size > 1000
     assert "sweep_learning_rate.png" in saved["figures"] and "curves_default_vs_best.png" in saved["figures"]
-    assert len(list((tmp_path / "runs").glob("*/seed*.json"))) == 2 * len(configs)
+    assert saved["variants"]["lr=0.001,wd=0,bs=20"]["config"] == {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 20}
     assert results["variants"].keys() == saved["variants"].keys()
 
 
 def test_restart_skips_finished_runs_and_reruns_nothing(tmp_path, monkeypatch):
     chapter = load_chapter()
     args = ["--preset", "smoke", "--out", str(tmp_path), "--no-progress", "--tables", "learning_rate"]
-    first = chapter.main(args)
+    first = chapter.EXPERIMENT.main(args)
     calls = []
-    real = chapter.run_one
-    monkeypatch.setattr(chapter, "run_one", lambda run: calls.append(run.key) or real(run))
-    again = chapter.main(args + ["--resume", "--tables", "learning_rate", "batch_size"])
+    real = chapter.EXPERIMENT.run_variant
+    monkeypatch.setattr(chapter.EXPERIMENT, "run_variant",
+                        lambda ctx: calls.append(f"{ctx.variant}/seed{ctx.seed}") or real(ctx))
+    again = chapter.EXPERIMENT.main(args + ["--resume", "--tables", "learning_rate", "batch_size"])
     # Only the batch-size cells that Table 2 did not already have were trained.
     assert calls == [f"lr=0.001,wd=0,bs=10/seed{s}" for s in (0, 1)]
     assert again["sweep"]["skipped"] == 4
@@ -142,17 +142,22 @@ def test_restart_skips_finished_runs_and_reruns_nothing(tmp_path, monkeypatch):
         assert again["variants"][name]["runs"] == first["variants"][name]["runs"]
 
 
-def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+def test_a_failing_run_in_a_process_pool_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+    from minideep import experiment
+
     chapter = load_chapter()
-    real = chapter.run_one
+    real = chapter.EXPERIMENT.run_variant
 
-    def flaky(run):
-        if run.config["lr"] == 1e-2 and run.seed == 1:
+    def flaky(ctx):
+        if ctx.configuration["lr"] == 1e-2 and ctx.seed == 1:
             raise MemoryError("out of memory (simulated)")
-        return real(run)
+        return real(ctx)
 
-    monkeypatch.setattr(chapter, "run_one", flaky)
-    results = chapter.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress", "--tables", "learning_rate"])
+    monkeypatch.setattr(chapter.EXPERIMENT, "run_variant", flaky)
+    # The pool's forked processes find the experiment (with the flaky run) where the jobs look it up.
+    monkeypatch.setitem(experiment._CHAPTERS, str(Path(__file__).resolve()), chapter.EXPERIMENT)
+    results = chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress",
+                                       "--tables", "learning_rate", "--workers", "2"])
     assert results["sweep"]["failed"] == [{"name": "lr=0.01,wd=0,bs=20", "seed": 1,
                                            "error": "MemoryError: out of memory (simulated)"}]
     assert set(results["variants"]["lr=0.001,wd=0,bs=20"]["runs"]) == {"0", "1"}
@@ -162,8 +167,8 @@ def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
 def test_a_process_pool_gives_the_same_tables(tmp_path):
     chapter = load_chapter()
     args = ["--preset", "smoke", "--no-progress", "--tables", "learning_rate"]
-    one = chapter.main(args + ["--out", str(tmp_path / "one")])
-    pool = chapter.main(args + ["--out", str(tmp_path / "pool"), "--workers", "2"])
+    one = chapter.EXPERIMENT.main(args + ["--out", str(tmp_path / "one")])
+    pool = chapter.EXPERIMENT.main(args + ["--out", str(tmp_path / "pool"), "--workers", "2"])
     for name, entry in one["variants"].items():
         for seed, run in entry["runs"].items():
             other = pool["variants"][name]["runs"][seed]
@@ -176,7 +181,7 @@ def test_a_process_pool_gives_the_same_tables(tmp_path):
 
 def test_check_script_reports_each_claim(tmp_path):
     chapter = load_chapter()
-    chapter.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_chapter_07.py"), str(tmp_path / "results.json")],
                           capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
@@ -192,10 +197,10 @@ def test_the_tables_through_a_local_ray_instance(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         # The job function goes to the workers by value (its script is not importable there).
-        on_ray = chapter.main(args + ["--out", str(tmp_path / "ray"), "--backend", "ray"])
+        on_ray = chapter.EXPERIMENT.main(args + ["--out", str(tmp_path / "ray"), "--backend", "ray"])
     finally:
         ray.shutdown()
-    here = chapter.main(args + ["--out", str(tmp_path / "here")])
+    here = chapter.EXPERIMENT.main(args + ["--out", str(tmp_path / "here")])
     assert on_ray["sweep"]["failed"] == [] and on_ray["sweep"]["ran"] == 4
     for name, entry in here["variants"].items():
         for seed, run in entry["runs"].items():

@@ -324,8 +324,8 @@ def test_empty_input_is_a_value_error_naming_the_function(tmp_path, name):
 def test_every_public_plot_function_is_covered():
     public = {
         n
-        for n in dir(plots)
-        if not n.startswith("_") and callable(getattr(plots, n)) and getattr(plots, n).__module__ == plots.__name__
+        for n in plots.__all__
+        if callable(getattr(plots, n)) and getattr(plots, n).__module__.startswith(plots.__name__ + ".")
     }
     assert public - {"figure_size_in", "figure_size_px"} == set(EMPTY_CALLS)
     for name in EMPTY_CALLS:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minideep import sweep
+from minideep import jobs, sweep
 from minideep.sweep import Run, config_name, format_summary, grid, load_records, make_runs, run_sweep, summarize
 
 
@@ -37,9 +37,9 @@ def ray_env_job(run: Run) -> dict:
 
 def threads_job(run: Run) -> dict:
     """How many convolution threads the job's process has."""
-    from minideep.ops import conv
+    import minideep as md
 
-    return {"threads": conv.THREADS}
+    return {"threads": md.get_num_threads()}
 
 
 def not_a_dict_job(run: Run):
@@ -186,7 +186,7 @@ def test_a_results_file_of_another_configuration_is_not_silently_reused(tmp_path
 
 def test_a_job_that_cannot_write_its_file_leaves_it_to_the_driver(tmp_path, monkeypatch):
     # On a cluster node without the output folder, the record still comes back and the driver writes it.
-    real_write, writes = sweep.write_json_atomic, []
+    real_write, writes = jobs.write_json_atomic, []
 
     def read_only_node(path, obj):
         writes.append(path)
@@ -194,7 +194,7 @@ def test_a_job_that_cannot_write_its_file_leaves_it_to_the_driver(tmp_path, monk
             raise PermissionError(13, "Permission denied", str(path))
         return real_write(path, obj)
 
-    monkeypatch.setattr(sweep, "write_json_atomic", read_only_node)
+    monkeypatch.setattr(jobs, "write_json_atomic", read_only_node)
     result = run_sweep(tiny_job, {"a": {"x": 1}}, [0], tmp_path, log=None)
     record = json.loads((tmp_path / "a" / "seed0.json").read_text())
     assert record["status"] == "ok" and record["written_by_job"].startswith("no (PermissionError")
@@ -228,14 +228,14 @@ def test_process_pool_gives_the_same_summary_as_one_process(tmp_path):
 def test_pool_processes_share_the_cores_out(tmp_path):
     import os
 
-    from minideep.ops import conv
+    import minideep as md
 
-    before = conv.THREADS
+    before = md.get_num_threads()
     shared = run_sweep(threads_job, {"a": {"x": 1}}, [0, 1], tmp_path / "auto", workers=2, threads_per_run="auto",
                        log=None)
     expected = max(1, (os.cpu_count() or 1) // 2)
     assert [r["result"]["threads"] for r in shared.records.values()] == [expected, expected]
-    assert conv.THREADS == before  # this process keeps its own
+    assert md.get_num_threads() == before  # this process keeps its own
     default = run_sweep(threads_job, {"a": {"x": 1}}, [0, 1], tmp_path / "default", workers=2, log=None)
     assert [r["result"]["threads"] for r in default.records.values()] == [before, before]
 

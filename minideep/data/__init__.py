@@ -10,6 +10,7 @@ See ``docs/data.md`` for where data sets are looked for and how to use them offl
 """
 from . import transforms
 from .bundled import load_bundled
+from .chapter import ChapterData, chapter_data
 from .checksum import file_hash, verify_file
 from .dataset import Dataset, coursework_split
 from .download import download_file
@@ -40,9 +41,10 @@ from .transforms import (
 )
 
 __all__ = [
-    "CIFAR10_MEAN", "CIFAR10_STD", "ChecksumError", "Compose", "DATASETS", "DataError", "DataFormatError",
-    "DataLoader", "Dataset", "DatasetNotFoundError", "GaussianNoise", "NonFiniteDataError", "NotEnoughSpaceError", "Normalize", "PadTo", "RandomCrop",
-    "RandomHorizontalFlip", "RepeatChannels", "ToFloat", "UnsafePickleError", "cache_dir", "coursework_split",
+    "CIFAR10_MEAN", "CIFAR10_STD", "ChapterData", "ChecksumError", "Compose", "DATASETS", "DataError",
+    "DataFormatError", "DataLoader", "Dataset", "DatasetNotFoundError", "GaussianNoise", "NonFiniteDataError",
+    "NotEnoughSpaceError", "Normalize", "PadTo", "RandomCrop", "RandomHorizontalFlip", "RepeatChannels", "ToFloat",
+    "UnsafePickleError", "cache_dir", "chapter_data", "coursework_split",
     "download_file", "file_hash", "load_bundled", "load_dataset", "load_dataset_or_bundled", "safe_loads",
     "search_roots", "transforms", "verify_file",
 ]

@@ -11,6 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .transforms import repeat_channels, resize
+
 
 @dataclass
 class Dataset:
@@ -174,15 +176,15 @@ class Dataset:
             self.take(np.flatnonzero(mask), split=f"{self.split}[val {int(mask.sum())}]"),
         )
 
-    def as_shape(self, channels: int, size: int) -> "Dataset":
-        """The same samples zero-padded (centred) to ``size x size`` and repeated to ``channels``.
+    def as_shape(self, channels: int, size: int, grow: str = "pad") -> "Dataset":
+        """The same samples resized to ``size x size`` and repeated to ``channels``.
 
         For running a CIFAR-shaped model (3 x 32 x 32) on 28 x 28 grayscale data such as the
-        bundled set; done once on the uint8 arrays rather than on every batch.
+        bundled set; done once on the uint8 arrays rather than on every batch. Smaller
+        images are zero-padded, centred (or upsampled, ``grow="repeat"``), larger ones
+        average-pooled: see :func:`minideep.data.transforms.resize`.
         """
-        from .transforms import pad_to, repeat_channels  # noqa: PLC0415 - avoid an import cycle
-
-        images = pad_to(self.images, size)
+        images = resize(self.images, size, grow)
         if images.shape[1] != channels:
             images = repeat_channels(images, channels)
         return replace(self, images=np.ascontiguousarray(images))

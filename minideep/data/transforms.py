@@ -113,6 +113,43 @@ def repeat_channels(x: Any, channels: int = 3) -> Any:
     return get_array_module(x).repeat(x, channels, axis=1)
 
 
+def resize(x: Any, size: int, grow: str = "pad") -> np.ndarray:
+    """Square uint8 images ``(N, C, H, H)`` to ``(N, C, size, size)``, done once on a whole split.
+
+    Larger images are average-pooled by the factor ``f = ceil(H / size)`` (rows and columns
+    past a multiple of ``f`` are dropped), rounded to uint8 and zero-padded (centred) to
+    ``size``: 28 x 28 to 8 becomes 7 x 7 then 8 x 8. Smaller ones are zero-padded, centred
+    (``grow="pad"``, as :func:`pad_to`), or padded to the smallest divisor of ``size`` that
+    holds them and each pixel repeated (``grow="repeat"``, nearest upsampling: 28 -> 32 -> 64).
+    """
+    _check_batch(x, "resize")
+    if grow not in ("pad", "repeat"):
+        raise ValueError(f"resize: grow must be 'pad' or 'repeat', got {grow!r}")
+    x = np.asarray(x)
+    n, c, h, w = x.shape
+    if h != w:
+        raise ValueError(f"resize: images must be square, got {h}x{w}")
+    if h > size:
+        f = -(-h // size)
+        pooled = x[:, :, : h // f * f, : w // f * f].astype(np.float32).reshape(n, c, h // f, f, w // f, f)
+        x = np.rint(pooled.mean(axis=(3, 5))).astype(np.uint8)
+        return np.ascontiguousarray(pad_to(x, size))
+    if h == size:
+        return x
+    if grow == "pad":
+        return np.ascontiguousarray(pad_to(x, size))
+    target = next(d for d in range(h, size + 1) if size % d == 0)
+    k = size // target
+    return np.ascontiguousarray(pad_to(x, target).repeat(k, axis=2).repeat(k, axis=3))
+
+
+def channel_statistics(x: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images ``(N, C, H, W)``, in [0, 1] units, to 4 decimals."""
+    _check_batch(x, "channel_statistics")
+    pixels = np.asarray(x).astype(np.float64) / 255.0
+    return tuple(pixels.mean(axis=(0, 2, 3)).round(4)), tuple(pixels.std(axis=(0, 2, 3)).round(4))
+
+
 def random_crop(x: Any, size: int | tuple[int, int], padding: int = 0, rng: Any = None) -> Any:
     """A random ``size`` crop of each image after zero-padding it by ``padding`` on every side.
 

@@ -18,14 +18,14 @@
 """
 from .activations import activation_statistics, forward_statistics
 from .chain_rule import ChainRuleReport, chain_rule_gains, check_chain_rule
-from .gradient_flow import GradientFlowRecorder, gradient_flow, gradient_statistics, layer_name
-from .highway import HighwayReport, gate_analysis
+from .gradient_flow import GradientFlowRecorder, first_last_ratio, gradient_flow, gradient_statistics, layer_name
+from .highway import HighwayReport, gate_analysis, recorded_gates
 from .lesion import LesionReport, lesion_kind, lesion_study, lesioned
 
 __all__ = [
     "ChainRuleReport", "GradientFlowRecorder", "HighwayReport", "LesionReport", "activation_statistics",
-    "chain_rule_gains", "check_chain_rule", "forward_statistics", "gate_analysis", "gradient_flow",
-    "gradient_statistics", "layer_name", "lesion_kind", "lesion_study", "lesioned",
+    "chain_rule_gains", "check_chain_rule", "first_last_ratio", "forward_statistics", "gate_analysis", "gradient_flow",
+    "gradient_statistics", "layer_name", "lesion_kind", "lesion_study", "lesioned", "recorded_gates",
 ]
 
 # The chain rule measured: Jacobian gains, per-block reports, the matrix-product check, curvature.

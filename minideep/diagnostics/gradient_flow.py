@@ -268,3 +268,9 @@ def _get(state: Any, key: str) -> Any:
     if isinstance(state, Mapping):
         return state.get(key)
     return getattr(state, key, None)
+
+
+def first_last_ratio(flow: dict[str, float]) -> float:
+    """mean |grad| of the first layer over that of the last: how much the gradient shrank on the way back."""
+    values = list(flow.values())
+    return float(values[0] / values[-1]) if values and values[-1] else float("nan")

@@ -11,19 +11,55 @@ the pixels, and b_T has one value per channel already.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .. import ops
 from ..autograd import Tensor, no_grad
 from ..backend import as_numpy
+from ..nn.blocks import Highway, HighwayConv2d
 from .layers import OutputCapture, preserved_buffers, resolve_layers
 
 
 def is_highway(module: Any) -> bool:
-    """True for a highway layer: it has a ``gate`` sub-module and records its gate on request."""
-    return hasattr(module, "record_gate") and hasattr(module, "gate") and isinstance(getattr(module, "lesion", None), bool)
+    """True for a highway layer (``nn.Highway``, ``nn.HighwayConv2d``): y = H(x) T(x) + x (1 - T(x))."""
+    return isinstance(module, (Highway, HighwayConv2d))
+
+
+@contextlib.contextmanager
+def recorded_gates(layers: Sequence[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Inside the ``with`` block, each forward of the highway layers stores T(x) = sigmoid(W_T x + b_T).
+
+    A forward hook on each layer's ``gate`` (the W_T x + b_T layer) applies the same
+    ``ops.sigmoid`` as the layer's forward to the gate's output, so the values are the
+    layer's own; the layers themselves are untouched and the hooks go when the block ends.
+
+    Args:
+        layers: ``[(name, highway layer)]``.
+
+    Yields:
+        ``{name: T(x) of the last forward}`` (arrays on the layer's device), filled as the model runs.
+
+    Example:
+        >>> with recorded_gates([("layers.3", net.layers[3])]) as gates:
+        ...     net(x)
+        >>> gates["layers.3"].shape
+        (64, 50)
+    """
+    gates: dict[str, Any] = {}
+    handles = []
+    try:
+        for name, module in layers:
+            def keep(gate: Any, inputs: tuple, output: Any, name: str = name) -> None:
+                gates[name] = ops.sigmoid(output).data
+            handles.append(module.gate.register_forward_hook(keep))
+        yield gates
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _per_unit(array: np.ndarray) -> np.ndarray:
@@ -80,8 +116,8 @@ def gate_analysis(
         T_l(x) = \\sigma(W_{T,l} h_{l-1} + b_{T,l}), \\qquad
         \\bar T_{l,u} = \\frac{1}{N} \\sum_n T_{l,u}(x_n)
 
-    One forward pass (no graph) on the batch ``x``, in the model's current mode, with each
-    layer's ``record_gate`` switched on for the pass and restored afterwards.
+    One forward pass (no graph) on the batch ``x``, in the model's current mode, with the
+    gates recorded by forward hooks (:func:`recorded_gates`).
 
     Args:
         model: a network with highway layers (``nn.Highway`` / ``nn.HighwayConv2d``).
@@ -113,16 +149,9 @@ def gate_analysis(
     if not 0 <= example < len(x):
         raise ValueError(f"{fn}: example {example} is outside the batch of {len(x)}")
     capture = OutputCapture(chosen, fn)
-    previous = [m.record_gate for _, m in chosen]
-    try:
-        for _, m in chosen:
-            m.record_gate = True
-        with no_grad(), preserved_buffers(model), capture.attached():
-            model(x)
-        gates = {name: as_numpy(m.last_gate).astype(np.float64) for name, m in chosen if name in capture.outputs}
-    finally:
-        for (_, m), flag in zip(chosen, previous):
-            m.record_gate = flag
+    with no_grad(), preserved_buffers(model), capture.attached(), recorded_gates(chosen) as recorded:
+        model(x)
+    gates = {name: as_numpy(recorded[name]).astype(np.float64) for name, _ in chosen if name in capture.outputs}
     names = [name for name in capture.order if name in gates]
     modules = dict(chosen)
     per_unit = {name: _per_unit(gates[name]) for name in names}

@@ -8,8 +8,8 @@ layer in turn.
 
 How a layer becomes the identity:
 
-* a layer with a ``lesion`` switch (``nn.Highway``, ``nn.HighwayConv2d``): the switch is
-  set, so the gate is forced shut and y = x;
+* a highway layer (``nn.Highway``, ``nn.HighwayConv2d``): the gate is shut, T = 0, so
+  y = x: a forward hook replaces the layer's output by its input;
 * a residual block (``nn.ResidualBlock``, y = act(F(x) + S(x))): the residual branch F is
   removed, so y = act(S(x)), which is x for an identity shortcut when x >= 0 (the output
   of a ReLU block), as in Veit et al. (2016);
@@ -25,16 +25,22 @@ import numpy as np
 
 from ..autograd import Tensor, no_grad
 from ..backend import as_numpy
+from .highway import is_highway
 from .layers import OutputCapture, resolve_layers
 
 
 def lesion_kind(module: Any) -> str:
     """``"gate"``, ``"residual"`` or ``"identity"``: how ``lesioned`` bypasses ``module``."""
-    if isinstance(getattr(module, "lesion", None), bool):
+    if is_highway(module):
         return "gate"
     if callable(getattr(module, "residual", None)) and callable(getattr(module, "shortcut", None)):
         return "residual"
     return "identity"
+
+
+def _shut_gate(module: Any, inputs: tuple, output: Any) -> Any:
+    """A forward hook: the highway layer's gate shut (T = 0), so y = x."""
+    return inputs[0]
 
 
 def _identity_forward(name: str, module: Any, original: Any):
@@ -90,10 +96,8 @@ def lesioned(model: Any, *layers: Any) -> Iterator[Any]:
     try:
         for name, module in chosen:
             kind = lesion_kind(module)
-            if kind == "gate":
-                previous = module.lesion
-                module.lesion = True
-                undo.append(lambda m=module, p=previous: setattr(m, "lesion", p))
+            if kind == "gate":  # T = 0: y = x, the hook hands the layer's input on as its output
+                undo.append(module.register_forward_hook(_shut_gate).remove)
                 continue
             if "forward" in module.__dict__:
                 raise ValueError(f"lesioned: layer {name!r} is already lesioned (or its forward was replaced)")
@@ -172,7 +176,7 @@ def _first_batch(data: Any, batch_size: int) -> Any:
 
 
 def default_lesion_layers(model: Any, x: Any) -> list[str]:
-    """Every layer with a lesion switch or a residual branch; if there are none, every child
+    """Every highway layer and residual block; if there are none, every child
     (containers opened) that keeps its input's shape, found with one probe forward on ``x``."""
     special = [name for name, m in model.named_modules() if name and lesion_kind(m) != "identity"]
     if special:

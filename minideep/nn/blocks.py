@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 from .. import ops
 from ..autograd import Tensor
-from ..backend import DEFAULT_DTYPE, get_array_module
+from ..backend import DEFAULT_DTYPE
 from . import init as init_schemes
 from .activation import make_activation
 from .batchnorm import BatchNorm2d
@@ -149,15 +149,11 @@ class ResidualBlock(Module):
 class _Highway(Module):
     """The gate arithmetic shared by the dense and the convolutional highway layer."""
 
-    def _setup(self, transform: Module, gate: Module, activation: str | Module, gate_bias: float,
-               record_gate: bool) -> None:
+    def _setup(self, transform: Module, gate: Module, activation: str | Module, gate_bias: float) -> None:
         self.transform, self.gate = transform, gate
         self.activation = make_activation(activation)
         init_schemes.constant_(self.gate.bias, gate_bias)
         self.gate_bias = gate_bias
-        self.record_gate = record_gate
-        self.lesion = False
-        self.last_gate: Any = None
 
     # --8<-- [start:highway_forward]
     def forward(self, x: Tensor) -> Tensor:
@@ -166,20 +162,13 @@ class _Highway(Module):
                 f"{type(self).__name__}: input has {x.shape[1]} features/channels on axis 1 (shape {x.shape}) "
                 f"but the layer has {self.features}; a highway layer keeps its width"
             )
-        if self.lesion:  # the gate shut: T = 0, so y = x (Srivastava et al.'s lesioning)
-            if self.record_gate:
-                self.last_gate = get_array_module(x.data).zeros_like(x.data)
-            return x
         h = self.activation(self.transform(x))
         t = ops.sigmoid(self.gate(x))
-        if self.record_gate:
-            self.last_gate = t.data
         return h * t + x * (1 - t)
     # --8<-- [end:highway_forward]
 
     def extra_repr(self) -> str:
-        text = f"{self.features}, gate_bias={self.gate_bias}"
-        return text + (", lesion=True" if self.lesion else "")
+        return f"{self.features}, gate_bias={self.gate_bias}"
 
 
 class Highway(_Highway):
@@ -198,22 +187,21 @@ class Highway(_Highway):
         activation: of H, "relu" (default), "tanh", ... or a Module.
         gate_bias: initial value of every b_T (default -2.0).
         init: weight init of W_H and W_T (see ``minideep.nn.init``); b_H follows the scheme.
-        record_gate: keep the last gate values T(x) in ``self.last_gate`` (an array, N x features).
         dtype: parameter dtype.
 
-    Attributes:
-        lesion: set True to shut the gate (T = 0): the layer becomes the identity, y = x.
-        last_gate: T(x) of the last forward when ``record_gate`` is set (zeros when lesioned).
+    The gate values T(x) of a forward pass are recorded, and a layer is lesioned (T = 0, so
+    y = x), by forward hooks in :mod:`minideep.diagnostics` (``recorded_gates``, ``lesioned``),
+    not by switches in the layer.
 
     Parameter names: ``transform.weight``, ``transform.bias``, ``gate.weight``, ``gate.bias``.
     """
 
     def __init__(self, features: int, activation: str | Module = "relu", gate_bias: float = -2.0, init: Any = None,
-                 record_gate: bool = False, dtype: Any = DEFAULT_DTYPE) -> None:
+                 dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
         self.features = features
         self._setup(Linear(features, features, init=init, dtype=dtype), Linear(features, features, init=init, dtype=dtype),
-                    activation, gate_bias, record_gate)
+                    activation, gate_bias)
 
 
 class HighwayConv2d(_Highway):
@@ -228,13 +216,13 @@ class HighwayConv2d(_Highway):
     Args:
         channels: channels of input and output.
         kernel_size: odd kernel size (default 3).
-        activation, gate_bias, init, record_gate, dtype: as ``Highway``.
+        activation, gate_bias, init, dtype: as ``Highway``.
 
     Parameter names: ``transform.weight``, ``transform.bias``, ``gate.weight``, ``gate.bias``.
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, activation: str | Module = "relu", gate_bias: float = -2.0,
-                 init: Any = None, record_gate: bool = False, dtype: Any = DEFAULT_DTYPE) -> None:
+                 init: Any = None, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
         if not isinstance(kernel_size, int) or kernel_size % 2 == 0:
             raise ValueError(f"HighwayConv2d: kernel_size must be an odd int (to keep the size), got {kernel_size!r}")
@@ -242,7 +230,7 @@ class HighwayConv2d(_Highway):
         pad = kernel_size // 2
         self._setup(Conv2d(channels, channels, kernel_size, padding=pad, init=init, dtype=dtype),
                     Conv2d(channels, channels, kernel_size, padding=pad, init=init, dtype=dtype),
-                    activation, gate_bias, record_gate)
+                    activation, gate_bias)
 
 
 class SkipToHead(Module):

@@ -123,6 +123,11 @@ def constant(value: float) -> Scheme:
     return scheme
 
 
+def small_normal(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+    """W ~ N(0, 0.01^2) whatever the layer's size: the fixed-scale init Glorot & Bengio (2010) start from."""
+    return rng.normal(0.0, 0.01, shape)
+
+
 he_normal = variance_scaling(2.0, "fan_in", "normal")
 he_uniform = variance_scaling(2.0, "fan_in", "uniform")
 he_truncated_normal = variance_scaling(2.0, "fan_in", "truncated_normal")
@@ -135,6 +140,7 @@ ones = constant(1.0)
 #: Every scheme a layer's ``init=`` accepts by name.
 SCHEMES: dict[str, Scheme] = {
     "pytorch_default": pytorch_default,
+    "small_normal": small_normal,
     "he_normal": he_normal,
     "he_uniform": he_uniform,
     "he_truncated_normal": he_truncated_normal,

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 import numpy as np
 
 from ..autograd import Tensor
-from ..backend import as_numpy, check_device, device_of, get_array_module, to_device
+from ..backend import check_device, device_of, get_array_module, to_device
 
 
 class Parameter(Tensor):
@@ -509,7 +509,3 @@ def _check_index(container: str, index: Any, length: int) -> int:
         raise IndexError(f"{container}: index {index} is out of range for length {length}")
     return int(index) % length
 
-
-def numpy_state(state: dict[str, Any]) -> "OrderedDict[str, np.ndarray]":
-    """A state dict with every array copied to NumPy (for saving a GPU model's checkpoint)."""
-    return OrderedDict((name, as_numpy(value)) for name, value in state.items())

@@ -37,44 +37,39 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from ..autograd import Function, Tensor
-from ..backend import get_array_module
+from ..backend import get_array_module, get_num_threads
 
 #: Multiply-adds per matrix product on the CPU (about half a million). Rows go in blocks of
 #: BLOCK_WORK // (C_in * C_out): a block of Y and the rows of X it reads stay in the core's
 #: cache while the kh*kw products are summed into it (measured best among 2^18..2^21).
-#: Each product runs on one OpenBLAS thread (``minideep.backend`` sets one by default, and a
-#: product this small would get one anyway): OpenBLAS's threads spin-wait for each other,
-#: which is very slow (10x and worse) when other processes share the cores. The cores are
-#: used by THREADS Python threads instead, each taking a contiguous share of the rows
-#: (NumPy releases the GIL inside ``matmul``).
+#: Each product runs on one OpenBLAS thread (``md.set_num_threads`` sets one, and a product
+#: this small would get one anyway): OpenBLAS's threads spin-wait for each other, which is
+#: very slow (10x and worse) when other processes share the cores. The cores are used by
+#: ``md.get_num_threads()`` Python threads instead, each taking a contiguous share of the
+#: rows (NumPy releases the GIL inside ``matmul``).
 BLOCK_WORK = 1 << 19
-THREADS = min(os.cpu_count() or 1, 8)
 #: Blocks summed together per pass: fewer trips through Python, partial sums still in cache.
 BLOCKS_PER_GROUP = 8
 #: Inputs with fewer channels than this (an RGB image) get their kernel rows folded (see
 #: ``Conv2d._shifted_operands``): products of width C_in = 3 are too thin to run fast.
 FOLD_BELOW_CHANNELS = 16
 _pool: ThreadPoolExecutor | None = None
-
-
-def _forget_pool() -> None:
-    global _pool
-    _pool = None
-
-
-if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: start a new pool
-    os.register_at_fork(after_in_child=_forget_pool)
+_pool_owner: tuple[int, int] | None = None  # (workers, pid) the pool was made for
 
 
 def _in_parallel(task: Callable[[int, int], Any], total: int) -> list[Any]:
-    """[task(start, stop)] over THREADS contiguous shares of range(total), run in threads."""
-    global _pool
-    bounds = [total * k // THREADS for k in range(THREADS + 1)]
+    """[task(start, stop)] over ``get_num_threads()`` contiguous shares of range(total), run in threads."""
+    global _pool, _pool_owner
+    threads = get_num_threads()
+    bounds = [total * k // threads for k in range(threads + 1)]
     shares = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
     if len(shares) < 2:
         return [task(a, b) for a, b in shares]
-    if _pool is None or _pool._max_workers < len(shares):
-        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="minideep-conv")
+    owner = (threads, os.getpid())
+    if _pool is None or _pool_owner != owner:  # a new count, or a forked child (it has none of the parent's threads)
+        if _pool is not None and _pool_owner[1] == owner[1]:
+            _pool.shutdown(wait=False)
+        _pool, _pool_owner = ThreadPoolExecutor(threads, thread_name_prefix="minideep-conv"), owner
     return [f.result() for f in [_pool.submit(task, a, b) for a, b in shares]]
 
 

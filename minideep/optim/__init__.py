@@ -8,8 +8,10 @@ State (momentum buffers, moment estimates, step counts) is keyed by parameter na
 ``state_dict()``/``load_state_dict()`` continue a run exactly.
 """
 from .adam import Adam, AdamW
+from .by_name import make_optimizer, make_schedule
 from .lr_scheduler import CosineAnnealingLR, ExponentialLR, LRScheduler, StepLR
 from .optimizer import Optimizer
 from .sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler", "Optimizer", "StepLR"]
+__all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler", "Optimizer", "StepLR", "make_optimizer",
+           "make_schedule"]

@@ -10,7 +10,7 @@ import pytest
 
 import minideep as md
 import minideep.nn.functional as F
-from minideep import nn, viz
+from minideep import graph_picture, nn
 
 HAS_DOT = shutil.which("dot") is not None
 
@@ -23,7 +23,7 @@ _SETTING = re.compile(r"^\w+\s*=\s*\w+;$")
 
 
 def parse_dot(text: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """A small structural parser for the DOT subset viz writes: nodes (id -> label) and edges.
+    """A small structural parser for the DOT subset graph_picture writes: nodes (id -> label) and edges.
 
     Fails on anything else: an unknown statement, an unbalanced brace or quote, an edge to an
     undeclared node, a duplicate node.
@@ -58,7 +58,7 @@ def mlp_loss():
 
 def test_graph_shows_ops_shapes_and_which_tensors_need_a_gradient():
     loss, model, x = mlp_loss()
-    nodes, edges = parse_dot(viz.graph(loss, model.named_parameters()))
+    nodes, edges = parse_dot(graph_picture.graph(loss, model.named_parameters()))
     labels = list(nodes.values())
     for op in ("Linear", "ReLU", "CrossEntropy"):
         assert op in labels
@@ -77,7 +77,7 @@ def test_graph_shows_ops_shapes_and_which_tensors_need_a_gradient():
 def test_shared_inputs_appear_once():
     x = md.tensor([1.0, 2.0], requires_grad=True)
     y = (x * x + x).sum()
-    nodes, edges = parse_dot(viz.graph(y, {"x": x}))
+    nodes, edges = parse_dot(graph_picture.graph(y, {"x": x}))
     assert sum(label.startswith("x\n") for label in nodes.values()) == 1
     x_node = next(k for k, label in nodes.items() if label.startswith("x\n"))
     assert sum(a == x_node for a, _ in edges) == 3  # into Mul twice and into Add once
@@ -90,7 +90,7 @@ def test_conv_graph_and_escaping():
     conv = nn.Conv2d(2, 3, 3, padding=1)
     out = conv(x)
     out.name = 'the "output"\\'
-    text = viz.graph(out, rankdir="LR")
+    text = graph_picture.graph(out, rankdir="LR")
     nodes, _ = parse_dot(text)
     assert "Conv2d" in nodes.values()
     assert any("(1, 3, 4, 4)" in label for label in nodes.values())
@@ -100,23 +100,23 @@ def test_conv_graph_and_escaping():
 def test_freed_graph_and_bad_input_are_reported():
     loss, _, _ = mlp_loss()
     loss.backward()
-    with pytest.raises(ValueError, match="viz.graph: the graph was freed by backward"):
-        viz.graph(loss)
-    with pytest.raises(TypeError, match="viz.graph: expected a Tensor"):
-        viz.graph(np.zeros(3))
+    with pytest.raises(ValueError, match="graph_picture.graph: the graph was freed by backward"):
+        graph_picture.graph(loss)
+    with pytest.raises(TypeError, match="graph_picture.graph: expected a Tensor"):
+        graph_picture.graph(np.zeros(3))
     with pytest.raises(ValueError, match="rankdir"):
-        viz.graph(md.tensor([1.0]), rankdir="up")
+        graph_picture.graph(md.tensor([1.0]), rankdir="up")
 
 
 def test_a_leaf_alone_is_a_graph():
-    nodes, edges = parse_dot(viz.graph(md.tensor([1.0], requires_grad=True)))
+    nodes, edges = parse_dot(graph_picture.graph(md.tensor([1.0], requires_grad=True)))
     assert len(nodes) == 1 and edges == []
 
 
 @pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
 def test_dot_parses_the_text():
     loss, model, _ = mlp_loss()
-    result = subprocess.run(["dot", "-Tsvg"], input=viz.graph(loss, model.named_parameters()).encode(),
+    result = subprocess.run(["dot", "-Tsvg"], input=graph_picture.graph(loss, model.named_parameters()).encode(),
                             capture_output=True, timeout=30)
     assert result.returncode == 0, result.stderr.decode()
     assert b"<svg" in result.stdout and b"CrossEntropy" in result.stdout
@@ -126,17 +126,17 @@ def test_dot_parses_the_text():
 @pytest.mark.parametrize("suffix, magic", [(".svg", b"<?xml"), (".png", b"\x89PNG")])
 def test_render_writes_the_picture(tmp_path, suffix, magic):
     loss, _, _ = mlp_loss()
-    path = viz.render(loss, tmp_path / f"graph{suffix}")
+    path = graph_picture.render(loss, tmp_path / f"graph{suffix}")
     assert path.read_bytes().startswith(magic)
 
 
 def test_render_without_dot_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(viz.shutil, "which", lambda name: None)
+    monkeypatch.setattr(graph_picture.shutil, "which", lambda name: None)
     loss, _, _ = mlp_loss()
     with pytest.raises(RuntimeError, match="apt-get install graphviz"):
-        viz.render(loss, tmp_path / "graph.svg")
+        graph_picture.render(loss, tmp_path / "graph.svg")
     with pytest.raises(ValueError, match="format must be one of"):
-        viz.render(loss, tmp_path / "graph.bmp")
+        graph_picture.render(loss, tmp_path / "graph.bmp")
 
 
 @pytest.mark.parametrize("broken", [

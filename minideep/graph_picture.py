@@ -1,4 +1,4 @@
-"""A picture of the computation graph: Graphviz DOT text of the ops that produced a tensor.
+"""The graph picture: Graphviz DOT text of the ops that produced a tensor, and an SVG/PNG/PDF of it.
 
 ``graph(y)`` walks back from ``y`` through ``grad_fn`` and each function's ``parents``, the
 same links ``y.backward()`` follows, and writes one node per tensor (its shape and dtype,
@@ -71,13 +71,13 @@ def graph(
     Example:
         >>> x = md.tensor([[1.0, 2.0]], requires_grad=True)
         >>> w = md.tensor([[3.0], [4.0]], requires_grad=True)
-        >>> print(viz.graph((x @ w).sum(), {"x": x, "w": w}))
+        >>> print(graph_picture.graph((x @ w).sum(), {"x": x, "w": w}))
         digraph minideep { ... "op1" [label="MatMul", shape=ellipse ...] ... }
     """
     if not isinstance(tensor, Tensor):
-        raise TypeError(f"viz.graph: expected a Tensor, got {type(tensor).__name__}")
+        raise TypeError(f"graph_picture.graph: expected a Tensor, got {type(tensor).__name__}")
     if rankdir not in ("TB", "LR", "BT", "RL"):
-        raise ValueError(f"viz.graph: rankdir must be 'TB', 'LR', 'BT' or 'RL', got {rankdir!r}")
+        raise ValueError(f"graph_picture.graph: rankdir must be 'TB', 'LR', 'BT' or 'RL', got {rankdir!r}")
     items = params.items() if isinstance(params, Mapping) else (params or ())
     names = {id(t): n for n, t in items}
 
@@ -107,7 +107,7 @@ def graph(
             continue
         if fn.parents is None:
             raise ValueError(
-                "viz.graph: the graph was freed by backward(); draw it before backward() "
+                "graph_picture.graph: the graph was freed by backward(); draw it before backward() "
                 "or call backward(retain_graph=True)"
             )
         seen_ops.add(id(fn))
@@ -155,15 +155,15 @@ def render(
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in _FORMATS:
-        raise ValueError(f"viz.render: format must be one of {_FORMATS}, got {fmt!r} (from {str(path)!r})")
+        raise ValueError(f"graph_picture.render: format must be one of {_FORMATS}, got {fmt!r} (from {str(path)!r})")
     dot = shutil.which("dot")
     if dot is None:
         raise RuntimeError(
-            "viz.render: Graphviz's `dot` program is not installed "
-            "(apt-get install graphviz, or brew install graphviz); viz.graph(tensor) still returns the DOT text"
+            "graph_picture.render: Graphviz's `dot` program is not installed "
+            "(apt-get install graphviz, or brew install graphviz); graph_picture.graph(tensor) still returns the DOT text"
         )
     text = graph(tensor, params, **kwargs)
     result = subprocess.run([dot, f"-T{fmt}", "-o", str(path)], input=text.encode(), capture_output=True)
     if result.returncode != 0:
-        raise RuntimeError(f"viz.render: dot failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
+        raise RuntimeError(f"graph_picture.render: dot failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
     return path

@@ -1,0 +1,115 @@
+"""Results files: atomic writes (JSON, NPZ, any bytes), reading them back, plain-text tables.
+
+A leaf module: it imports nothing of minideep's but ``tempfiles`` (a leaf too), so the chapter runner (``experiment``),
+the sweeps (``sweep``), the figures (``plots``) and the checkpoints (``checkpoint``) all
+write their files through it without importing each other.
+
+Every write goes to a temporary file in the target's folder, named after the writing process
+(``tempfiles``: the next write removes those of writers killed mid-write), is flushed to disk,
+has the file mode an ordinary ``open()`` would give it (0666 minus the umask, usually 0644: a
+site server or a colleague can read it; ``mkstemp`` alone makes 0600 files), and is then renamed
+over the target with :func:`os.replace`, which is atomic on POSIX file systems: a reader
+sees the old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .tempfiles import create_temp, remove_stale
+
+PathLike = str | Path
+
+
+def write_atomic(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write a file with ``write(handle)`` so that a reader never sees half of it.
+
+    Args:
+        path: the target; its folder is created if needed.
+        write: called once with a binary file handle open on the temporary file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Left by a writer of this file that was killed mid-write (its name says which process).
+    remove_stale(path.parent, f".{glob.escape(path.name)}.*.tmp")
+    fd, tmp = create_temp(path)  # 0666 less the umask, named after this process
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def json_default(value: Any) -> Any:
+    """NumPy scalars and arrays as plain JSON numbers and lists, paths as strings."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"results: cannot write a {type(value).__name__} to JSON")
+
+
+def write_json_atomic(path: PathLike, obj: Any) -> Path:
+    """Write ``obj`` as JSON (NumPy values included, NaN allowed) to ``path`` atomically."""
+    text = json.dumps(obj, indent=1, default=json_default, allow_nan=True)
+    return write_atomic(path, lambda handle: handle.write(text.encode()))
+
+
+def write_npz_atomic(path: PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write ``arrays`` as an uncompressed ``.npz`` archive (``numpy.savez``) to ``path`` atomically."""
+    return write_atomic(path, lambda handle: np.savez(handle, **arrays))
+
+
+def read_results(path: PathLike) -> dict:
+    """Read a results JSON file, with a clear error for a corrupt one."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); move it away to start the run afresh") from None
+
+
+def jsonable(value: Any, what: str) -> Any:
+    """``value`` through a JSON round trip (NumPy scalars become numbers), or a TypeError naming ``what``."""
+    try:
+        return json.loads(json.dumps(value, default=json_default, allow_nan=True))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what} must hold JSON values only: {e}") from None
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A plain-text table of ``rows`` (dicts), one column per key; floats with four significant digits."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(line[i]) for line in body)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in body]
+    return "\n".join(lines)
