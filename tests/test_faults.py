@@ -27,7 +27,7 @@ from minideep.data import (
     array_cache,
     load_dataset,
 )
-from minideep.recipes import chapter_data
+from minideep.data import chapter_data
 from minideep.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
