@@ -111,7 +111,48 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     return config
 
 
+LEDGER_PAGE = "claims.md"
+CHAPTER_PAGES = {
+    "01": "chapters/01-autodiff.md", "02": "chapters/02-chain-rule.md", "03": "chapters/03-vgg38.md",
+    "04": "chapters/04-highway.md", "05": "chapters/05-skip-to-head.md", "06": "chapters/06-init-bn-arch.md",
+    "07": "chapters/07-resnet-tuning.md",
+}
+
+
+def ledger_page(figures: Path) -> str:
+    """The site's page of every chapter's claims ledger, from ``docs/figures/0N/claims.json``.
+
+    Each chapter writes its ledger from its committed results.json (``claims.md`` is the
+    same table, included on the chapter's own page); a chapter without one says so.
+    """
+    import json  # noqa: PLC0415
+
+    lines = ["# The claims ledger", "",
+             "Every headline claim of each chapter's paper, with the paper's number beside ours and a verdict: "
+             "**reproduced**, **differs** or **not run**. Each chapter writes its ledger from the committed run "
+             "whose figures its page shows (`docs/figures/0N/claims.json`), so no number here is typed by hand.", ""]
+    counts: dict[str, int] = {}
+    sections = []
+    for chapter, page in CHAPTER_PAGES.items():
+        path = figures / chapter / "claims.json"
+        sections += [f"## [Chapter {chapter}]({page})", ""]
+        if not path.exists():
+            sections += ["No ledger yet: this chapter's committed run predates the claims ledger.", ""]
+            continue
+        ledger = json.loads(path.read_text(encoding="utf-8"))
+        sections += [f"From its `{ledger.get('preset')}` preset run.", "",
+                     (figures / chapter / "claims.md").read_text(encoding="utf-8").strip()
+                     if (figures / chapter / "claims.md").exists() else "", ""]
+        for claim in ledger.get("claims", []):
+            counts[claim["verdict"]] = counts.get(claim["verdict"], 0) + 1
+    total = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) or "no claims yet"
+    return "\n".join(lines + [f"In all: {total}.", ""] + sections)
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
+    if files.get_file_from_path(LEDGER_PAGE) is None:
+        files.append(File.generated(config, LEDGER_PAGE,
+                                    content=ledger_page(Path(config.docs_dir) / "figures")))
     for uri, content in _generated.items():
         if files.get_file_from_path(uri) is None:
             files.append(File.generated(config, uri, content=content))

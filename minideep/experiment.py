@@ -28,7 +28,9 @@ import numpy as np
 
 from . import __version__, jobs
 from .backend import check_device, get_num_threads, set_num_threads
-from .results import format_table, read_results, write_json_atomic  # noqa: F401 - format_table: chapters' tables
+from .results import (  # noqa: F401 - format_table, markdown_table: the chapters' tables
+    check_claims_ledger, claims_markdown, format_table, markdown_table, read_results, write_atomic, write_json_atomic,
+)
 
 PRESETS = ("smoke", "quick", "paper")
 
@@ -102,8 +104,12 @@ class Experiment:
             results after the runs (before figures and table).
         paper: the paper's numbers, variant -> {source: value}; saved to results.json as
             ``paper`` for the table and the claims.
-        claims: ``(results dict) -> list of dicts`` (claim, paper, ours, verdict): written to
-            ``claims.json`` beside results.json.
+        claims: ``(results dict) -> list of dicts``, the ledger of the paper's claims, each with
+            ``claim``, ``source``, ``paper``, ``ours``, ``verdict`` (``reproduced``, ``differs``
+            or ``not run``) and ``evidence``: written to ``claims.json`` and, as the Markdown
+            table the chapter page includes, ``claims.md``.
+        tables: ``(results dict) -> {name: Markdown table}``: each written to ``name.md`` in
+            ``--out``, for the chapter page to include (the site never retypes a number).
         default_workers: preset name -> runs at the same time when ``--workers`` is not given.
         threads_per_run: threads of each run sent to a pool or to Ray (see ``jobs.run_sweep``).
         variant_flags: more option strings for ``--variants`` (e.g. ``"--tables"``).
@@ -125,6 +131,7 @@ class Experiment:
     aggregate: Callable[[dict], None] | None = None
     paper: Mapping[str, Any] | None = None
     claims: Callable[[dict], list] | None = None
+    tables: Callable[[dict], Mapping[str, str]] | None = None
     default_workers: dict[str, int] = field(default_factory=dict)
     threads_per_run: int | str | None = None
     variant_flags: Sequence[str] = ()
@@ -146,6 +153,9 @@ class Experiment:
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.add_argument("--threads", type=int, default=None,
                        help="CPU threads (md.set_num_threads; default: md.get_num_threads(), one per core up to 8)")
+        p.add_argument("--from-results", type=Path, default=None, metavar="RESULTS_JSON",
+                       help="train nothing: regenerate the figures, tables and claims ledger of this results.json "
+                            "into --out (in seconds)")
         jobs.add_arguments(p)
         return p
 
@@ -163,6 +173,8 @@ class Experiment:
         """Parse the command line, run what is not finished, write results and figures."""
         began = time.perf_counter()
         args = self.parser().parse_args(argv)
+        if args.from_results is not None:
+            return self.from_results(args.from_results, args.out)
         if args.seeds is None:
             args.seeds = list(self.default_seeds.get(args.preset, [0]))
         if args.workers is None and args.backend == "local":  # the preset's choice, at most one run per core
@@ -230,14 +242,39 @@ class Experiment:
             results["figures"] = [str(Path(p).name) for p in self.figures(results, out)]
         session["wall_time_s"] = time.perf_counter() - began  # data, runs, summaries and figures
         write_json_atomic(results_path, results)
+        self.write_reports(results, out)
+        print(f"[{self.chapter}] results in {results_path}")
+        return results
+
+    def write_reports(self, results: dict, out: Path) -> list[Path]:
+        """The claims ledger (``claims.json``, ``claims.md``), the Markdown tables and the printed table, from ``results``."""
+        written = []
         if self.claims:
-            write_json_atomic(out / "claims.json", {"chapter": self.chapter, "preset": args.preset,
-                                                   "claims": self.claims(results)})
+            claims = check_claims_ledger(self.claims(results), f"{self.chapter} claims")
+            written.append(write_json_atomic(out / "claims.json", {"chapter": self.chapter[:2], "preset": results["preset"],
+                                                                   "claims": claims}))
+            written.append(_write_text(out / "claims.md", claims_markdown(claims)))
+        for name, table in (self.tables(results) if self.tables else {}).items():
+            written.append(_write_text(out / f"{name}.md", table))
         if self.summarize:
             table = self.summarize(results)
             print(table)
-            (out / self.table_file).write_text(table + "\n")
-        print(f"[{self.chapter}] results in {results_path}")
+            written.append(_write_text(out / self.table_file, table))
+        return written
+
+    def from_results(self, path: Path, out: Path) -> dict:
+        """Regenerate every figure, table and the claims ledger of a finished run from its results.json, training nothing."""
+        if not Path(path).is_file():
+            raise SystemExit(f"{self.chapter}: --from-results {path}: no such file")
+        results = read_results(path)
+        if results.get("chapter") != self.chapter:
+            raise SystemExit(f"{self.chapter}: --from-results {path} holds chapter {results.get('chapter')!r}'s results")
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.figures:
+            self.figures(results, out)
+        self.write_reports(results, out)
+        print(f"[{self.chapter}] regenerated from {path} into {out}")
         return results
 
     def script(self, module_name: str) -> "Experiment":
@@ -340,6 +377,11 @@ class Experiment:
 # ----------------------------------------------------------------------------------------
 # Acceptance checks (scripts/check_chapter_XX.py)
 # ----------------------------------------------------------------------------------------
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """A text file (a table) written atomically, ending in one newline."""
+    return write_atomic(path, lambda handle: handle.write((text.rstrip("\n") + "\n").encode()))
 
 
 def training_wall_time(results: Mapping[str, Any]) -> float:

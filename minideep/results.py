@@ -113,3 +113,59 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in body]
     return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
+                   align: Mapping[str, str] | None = None) -> str:
+    """A Markdown (pipe) table of ``rows`` for the site: one column per key, floats with four significant digits.
+
+    ``align`` maps a column to ``"left"`` or ``"right"`` (numbers default to right). A ``|``
+    inside a cell is escaped, so a cell never splits into two columns.
+    """
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+    align = dict(align or {})
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    def rule(column: str) -> str:
+        numeric = all(isinstance(r.get(column), (int, float)) and not isinstance(r.get(column), bool)
+                      for r in rows if r.get(column) is not None)
+        side = align.get(column, "right" if numeric else "left")
+        return "---:" if side == "right" else "---"
+
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join(rule(c) for c in columns) + " |"]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+#: The verdicts a claims ledger allows: an honest ledger, not a list of successes.
+VERDICTS = ("reproduced", "differs", "not run")
+CLAIM_FIELDS = ("claim", "source", "paper", "ours", "verdict", "evidence")
+
+
+def check_claims_ledger(claims: Sequence[Mapping[str, Any]], owner: str = "claims") -> list[dict[str, Any]]:
+    """The ledger's entries as plain dicts, after checking each has every field and a known verdict."""
+    checked = []
+    for k, entry in enumerate(claims):
+        missing = [f for f in CLAIM_FIELDS if f not in entry]
+        if missing:
+            raise ValueError(f"{owner}: claim {k} ({entry.get('claim')!r}) lacks {missing}")
+        if entry["verdict"] not in VERDICTS:
+            raise ValueError(f"{owner}: claim {k} ({entry['claim']!r}) has verdict {entry['verdict']!r}; "
+                             f"use one of {VERDICTS}")
+        checked.append({f: entry[f] for f in CLAIM_FIELDS} | {k2: v for k2, v in entry.items() if k2 not in CLAIM_FIELDS})
+    return checked
+
+
+def claims_markdown(claims: Sequence[Mapping[str, Any]]) -> str:
+    """The claims ledger as the Markdown table a chapter page shows near its top."""
+    rows = [{"claim": c["claim"], "source": c["source"], "paper": c["paper"], "ours": c["ours"],
+             "verdict": f"**{c['verdict']}**", "evidence": c["evidence"]} for c in claims]
+    return markdown_table(rows, CLAIM_FIELDS, align={f: "left" for f in CLAIM_FIELDS})

@@ -58,7 +58,8 @@ def test_aggregate_claims_paper_and_the_table_file(tmp_path):
         results["best"] = max(results["variants"], key=lambda v: results["variants"][v]["test_accuracy"])
 
     def claims(results):
-        return [{"claim": "b beats a", "paper": "yes", "ours": results["best"], "verdict": "reproduced"}]
+        return [{"claim": "b beats a", "source": "a paper, Table 1", "paper": "yes", "ours": results["best"],
+                 "verdict": "reproduced", "evidence": "test accuracy"}]
 
     results = _experiment([], aggregate=aggregate, claims=claims, paper={"a": {"paper test": 12.5}},
                           summarize=lambda r: f"best {r['best']}", table_file="tables.txt").main(
@@ -66,7 +67,8 @@ def test_aggregate_claims_paper_and_the_table_file(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["best"] == results["best"] == "a" and saved["paper"] == {"a": {"paper test": 12.5}}
     ledger = json.loads((tmp_path / "claims.json").read_text())
-    assert ledger["chapter"] == "99_test" and ledger["claims"][0]["ours"] == "a"
+    assert ledger["chapter"] == "99" and ledger["claims"][0]["ours"] == "a"
+    assert "| b beats a | a paper, Table 1 | yes | a | **reproduced** | test accuracy |" in (tmp_path / "claims.md").read_text()
     assert (tmp_path / "tables.txt").read_text() == "best a\n"
 
 
@@ -82,3 +84,56 @@ def test_script_runs_main_only_as_a_script(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["99_test.py", "--preset", "smoke", "--out", str(tmp_path)])
     experiment.script("__main__")
     assert [c[0] for c in calls] == ["a", "b"]
+
+
+def _reporting_experiment(calls: list) -> Experiment:
+    def figures(results, out):
+        path = out / "figure.txt"
+        path.write_text(f"variants {sorted(results['variants'])}\n")
+        return [path]
+
+    def claims(results):
+        best = max(results["variants"], key=lambda v: results["variants"][v]["test_accuracy"])
+        return [{"claim": "b beats a", "source": "Table 1", "paper": "b", "ours": best,
+                 "verdict": "reproduced" if best == "b" else "differs", "evidence": "test accuracy"}]
+
+    def tables(results):
+        rows = [{"variant": v, "acc": e["test_accuracy"]} for v, e in results["variants"].items()]
+        return {"accuracy": md.experiment.markdown_table(rows)}
+
+    return _experiment(calls, figures=figures, claims=claims, tables=tables, summarize=lambda r: "table")
+
+
+def test_from_results_regenerates_figures_tables_and_ledger_without_training(tmp_path):
+    calls = []
+    _reporting_experiment(calls).main(["--preset", "smoke", "--out", str(tmp_path / "run")])
+    ran = len(calls)
+    again = tmp_path / "again"
+    _reporting_experiment(calls).main(["--from-results", str(tmp_path / "run" / "results.json"), "--out", str(again)])
+    assert len(calls) == ran, "--from-results trained"
+    for name in ("figure.txt", "claims.json", "claims.md", "accuracy.md", "table.txt"):
+        assert (again / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name
+    assert (again / "accuracy.md").read_text().startswith("| variant | acc |\n| --- | ---: |\n| a | 0.5 |")
+
+
+def test_from_results_refuses_a_missing_file_and_another_chapters_results(tmp_path):
+    with pytest.raises(SystemExit, match="no such file"):
+        _reporting_experiment([]).main(["--from-results", str(tmp_path / "none.json"), "--out", str(tmp_path)])
+    (tmp_path / "other.json").write_text(json.dumps({"chapter": "01_autodiff", "variants": {}}))
+    with pytest.raises(SystemExit, match="holds chapter '01_autodiff'"):
+        _reporting_experiment([]).main(["--from-results", str(tmp_path / "other.json"), "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"claim": "x", "source": "s", "paper": "p", "ours": "o", "verdict": "sort of", "evidence": "e"}, "verdict 'sort of'"),
+    ({"claim": "x", "paper": "p", "ours": "o", "verdict": "differs"}, r"lacks \['source', 'evidence'\]"),
+])
+def test_a_ledger_entry_needs_every_field_and_an_honest_verdict(tmp_path, entry, message):
+    experiment = _experiment([], claims=lambda results: [entry])
+    with pytest.raises(ValueError, match=message):
+        experiment.main(["--preset", "smoke", "--out", str(tmp_path)])
+
+
+def test_markdown_table_escapes_pipes_and_aligns_numbers():
+    table = md.experiment.markdown_table([{"name": "a|b", "value": 0.123456, "n": None}])
+    assert table.splitlines() == ["| name | value | n |", "| --- | ---: | ---: |", "| a\\|b | 0.1235 | - |"]

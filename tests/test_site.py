@@ -7,6 +7,8 @@ Skips only when MkDocs and its plugins are not installed (`pip install -e ".[doc
 from __future__ import annotations
 
 import ast
+import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -184,3 +186,18 @@ def test_long_signatures_are_split_one_parameter_a_line(site: Path) -> None:
     start = conv.index('id="minideep.nn.Conv2d"')
     signature = _text_of(conv[conv.index("doc-signature", start):][:3000])
     assert "Conv2d(\n    in_channels: int,\n    out_channels: int," in signature
+
+
+def test_the_ledger_page_gathers_every_chapters_claims(tmp_path: Path, site: Path) -> None:
+    spec = importlib.util.spec_from_file_location("site_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    (tmp_path / "03").mkdir()
+    claims = [{"claim": "VGG38 stays at chance", "source": "Pricope 2021", "paper": "1%", "ours": "10.0%",
+               "verdict": "reproduced", "evidence": "test accuracy"}]
+    (tmp_path / "03" / "claims.json").write_text(json.dumps({"chapter": "03", "preset": "quick", "claims": claims}))
+    (tmp_path / "03" / "claims.md").write_text("| claim |\n| --- |\n| VGG38 stays at chance |\n")
+    page = hooks.ledger_page(tmp_path)
+    assert "In all: 1 reproduced." in page and "| VGG38 stays at chance |" in page
+    assert page.count("No ledger yet") == 6 and "## [Chapter 07](chapters/07-resnet-tuning.md)" in page
+    assert (site / "claims" / "index.html").exists()
