@@ -38,7 +38,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and markdown table")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per item (default 7, quick 3)")
     parser.add_argument("--threads", type=int, default=2,
-                        help="threads for both frameworks (PyTorch's set_num_threads, minideep's conv THREADS); "
+                        help="threads for both frameworks (PyTorch's set_num_threads, minideep's backend.set_num_threads); "
                              "1 compares one core with one core, which other processes disturb least")
     parser.add_argument("--keep-openblas-env", action="store_true", help="do not drop OPENBLAS_CORETYPE/L2_SIZE")
     return parser.parse_args()
@@ -66,10 +66,10 @@ def main() -> None:
     import models  # noqa: PLC0415
     from harness import Result  # noqa: PLC0415
 
-    import minideep.ops.conv  # noqa: PLC0415
+    import minideep.backend  # noqa: PLC0415
 
     torch.set_num_threads(args.threads)
-    minideep.ops.conv.THREADS = args.threads
+    minideep.backend.set_num_threads(args.threads)
     device = args.device
     if device == "gpu":
         from minideep.backend import check_device  # noqa: PLC0415

@@ -107,6 +107,22 @@ def get_generator(xp: ModuleType = numpy) -> Any:
     return _generators[device]
 
 
+_num_threads = min(os.cpu_count() or 1, 8)
+
+
+def get_num_threads() -> int:
+    """How many threads minideep's CPU kernels (the fast convolution) use: min(cores, 8) by default."""
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in minideep's CPU kernels from the next call on."""
+    global _num_threads
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    _num_threads = n
+
+
 def set_blas_threads(n: int) -> bool:
     """Limit the OpenBLAS bundled with NumPy to ``n`` threads; True if it was found.
 

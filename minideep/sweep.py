@@ -395,15 +395,15 @@ def run_sweep(
 
 
 def limit_threads(threads: int) -> None:
-    """Give one job ``threads`` convolution threads (``minideep.ops.conv.THREADS``), its share of the cores.
+    """Give one job ``threads`` convolution threads (``minideep.backend.set_num_threads``), its share of the cores.
 
     Jobs side by side in processes would otherwise each start one thread per core, and
     threads that outnumber the cores wait on each other (measured on 2 cores: a run of
     batch 100 took 70 s instead of 19 s). BLAS threads follow ``OPENBLAS_NUM_THREADS``.
     """
-    from .ops import conv  # noqa: PLC0415 - only in the job's process
+    from . import backend  # noqa: PLC0415 - only in the job's process
 
-    conv.THREADS = max(1, int(threads))
+    backend.set_num_threads(max(1, int(threads)))
 
 
 def _execute_with_threads(fn: Callable[[Run], Mapping[str, Any]], run: Run, threads: int | None) -> dict[str, Any]:

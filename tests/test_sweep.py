@@ -37,9 +37,9 @@ def ray_env_job(run: Run) -> dict:
 
 def threads_job(run: Run) -> dict:
     """How many convolution threads the job's process has."""
-    from minideep.ops import conv
+    from minideep import backend
 
-    return {"threads": conv.THREADS}
+    return {"threads": backend.get_num_threads()}
 
 
 def not_a_dict_job(run: Run):
@@ -228,14 +228,14 @@ def test_process_pool_gives_the_same_summary_as_one_process(tmp_path):
 def test_pool_processes_share_the_cores_out(tmp_path):
     import os
 
-    from minideep.ops import conv
+    from minideep import backend
 
-    before = conv.THREADS
+    before = backend.get_num_threads()
     shared = run_sweep(threads_job, {"a": {"x": 1}}, [0, 1], tmp_path / "auto", workers=2, threads_per_run="auto",
                        log=None)
     expected = max(1, (os.cpu_count() or 1) // 2)
     assert [r["result"]["threads"] for r in shared.records.values()] == [expected, expected]
-    assert conv.THREADS == before  # this process keeps its own
+    assert backend.get_num_threads() == before  # this process keeps its own
     default = run_sweep(threads_job, {"a": {"x": 1}}, [0, 1], tmp_path / "default", workers=2, log=None)
     assert [r["result"]["threads"] for r in default.records.values()] == [before, before]
 

@@ -4,6 +4,7 @@ from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax
 from .arithmetic import add, div, matmul, mul, neg, power, sub
 from .conv import conv2d
 from .dropout import dropout
+from .fast import fast_kernels_enabled, use_fast_kernels
 from .elementwise import abs, clip, exp, log, maximum, sqrt, tanh, where
 from .linear import linear
 from .loss import cross_entropy, mse_loss, nll_loss
@@ -14,8 +15,8 @@ from .shape import cat, flatten, getitem, pad, reshape, stack, transpose
 
 __all__ = [
     "abs", "adaptive_avg_pool2d", "add", "avg_pool2d", "batch_norm", "cat", "clip", "conv2d",
-    "cross_entropy", "div", "dropout", "exp", "flatten", "getitem", "leaky_relu", "linear", "log",
+    "cross_entropy", "div", "dropout", "exp", "fast_kernels_enabled", "flatten", "getitem", "leaky_relu", "linear", "log",
     "log_softmax", "matmul", "max", "max_pool2d", "maximum", "mean", "mse_loss", "mul", "neg",
     "nll_loss", "pad", "power", "relu", "reshape", "sigmoid", "softmax", "sqrt", "stack", "sub",
-    "sum", "tanh", "transpose", "var", "where",
+    "sum", "tanh", "transpose", "use_fast_kernels", "var", "where",
 ]

@@ -14,6 +14,9 @@ def _check_targets(op: str, scores, target, reduction: str):
     """Class targets must be integers in [0, C), one per row of ``scores`` (N, C)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor (wrap arrays with md.tensor), got {type(scores).__name__}")
+    scores = scores.data
     if scores.ndim != 2:
         raise ValueError(f"{op}: input must have shape (N, C), got {scores.shape}")
     xp = get_array_module(scores)
@@ -32,14 +35,15 @@ def _check_targets(op: str, scores, target, reduction: str):
 
 def _reduce(losses, reduction: str):
     if reduction == "mean":
-        return losses.mean()
+        # An empty batch has no mean: NaN, as in PyTorch, without NumPy's warning.
+        return losses.mean() if losses.size else get_array_module(losses).asarray(float("nan"), dtype=losses.dtype)
     return losses.sum() if reduction == "sum" else losses
 
 
 def _unreduce(grad, n: int, reduction: str):
     """dL/d(loss_i): the same for every i under mean/sum, one per row under none."""
     if reduction == "mean":
-        return grad / n
+        return grad / max(n, 1)  # n = 0: no rows to scale, and no 0/0 warning
     return grad if reduction == "sum" else grad[:, None]
 
 
@@ -103,14 +107,16 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
     """Cross-entropy between ``logits`` (N, C) and integer class ``target`` (N,).
 
     loss = -(1/N) sum_i log softmax(logits_i)[target_i]  (``reduction="mean"``).
+
+    An empty batch (N = 0) gives NaN under ``"mean"`` (0/0) and 0 under ``"sum"``, as in PyTorch.
     """
-    target = _check_targets("cross_entropy", logits.data, unwrap(target), reduction)
+    target = _check_targets("cross_entropy", logits, unwrap(target), reduction)
     return CrossEntropy(target, reduction)(logits)
 
 
 def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer ``target`` (N,) under ``log_probs`` (N, C)."""
-    target = _check_targets("nll_loss", log_probs.data, unwrap(target), reduction)
+    target = _check_targets("nll_loss", log_probs, unwrap(target), reduction)
     return NLLLoss(target, reduction)(log_probs)
 
 
