@@ -30,8 +30,8 @@ def gradcheck(
     """True when ``fn``'s backward agrees with central differences for every input element.
 
     Every input that ``requires_grad`` is checked, element by element, with
-    ``|analytic - numeric| <= atol + rtol * |numeric|``. Inputs are converted to float64
-    first. On failure it prints, for the worst element of each failing input, its index,
+    ``|analytic - numeric| <= atol + rtol * |numeric|``. The check runs on float64 copies of
+    those inputs: the caller's tensors (their data, dtype and ``.grad``) are left as they were. On failure it prints, for the worst element of each failing input, its index,
     both values and the difference, and returns False.
 
     Args:
@@ -42,12 +42,8 @@ def gradcheck(
         seed: seed of the random upstream gradient.
         verbose: print a report on failure.
     """
-    inputs = [x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float64)) for x in inputs]
-    for x in inputs:
-        if x.requires_grad and (x.dtype != np.float64 or not x.data.flags.c_contiguous):
-            # C order, so that the flat view nudged below is a view of x, not a copy (say of x.T).
-            x.data = x.data.astype(np.float64, order="C")
-        x.grad = None
+    inputs = [_float64_copy(x) if isinstance(x, Tensor) and x.requires_grad
+              else x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float64)) for x in inputs]
     checked = [i for i, x in enumerate(inputs) if x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
@@ -91,3 +87,8 @@ def gradcheck(
                     f"{int(np.sum(error > allowed))} of {x.size} elements disagree)"
                 )
     return ok
+
+
+def _float64_copy(x: Tensor) -> Tensor:
+    """A new float64 leaf with x's values, in C order so that the flat view nudged above is a view."""
+    return Tensor(x.data.astype(np.float64, order="C", copy=True), requires_grad=True)

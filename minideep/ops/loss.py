@@ -47,7 +47,7 @@ def _unreduce(grad, n: int, reduction: str):
     return grad if reduction == "sum" else grad[:, None]
 
 
-class CrossEntropy(Function):
+class CrossEntropyBackward(Function):
     """loss_i = -log softmax(x_i)[t_i].   dL/dx_i = softmax(x_i) - onehot(t_i) (times dL/dloss_i).
 
     Fused: the softmax is computed once, and its gradient is a subtraction.
@@ -68,7 +68,7 @@ class CrossEntropy(Function):
         return dx * _unreduce(grad, dx.shape[0], self.reduction)
 
 
-class NLLLoss(Function):
+class NllLossBackward(Function):
     """loss_i = -x_i[t_i] for log-probabilities x.   dL/dx_i = -onehot(t_i)."""
 
     def __init__(self, target: Any, reduction: str) -> None:
@@ -84,7 +84,7 @@ class NLLLoss(Function):
         return dx * _unreduce(grad, self.shape[0], self.reduction)
 
 
-class MSELoss(Function):
+class MseLossBackward(Function):
     """loss = mean((a - b)^2).   dL/da = 2 (a - b) / n, dL/db = -dL/da."""
 
     def __init__(self, reduction: str) -> None:
@@ -111,17 +111,17 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
     An empty batch (N = 0) gives NaN under ``"mean"`` (0/0) and 0 under ``"sum"``, as in PyTorch.
     """
     target = _check_targets("cross_entropy", logits, unwrap(target), reduction)
-    return CrossEntropy(target, reduction)(logits)
+    return CrossEntropyBackward(target, reduction)(logits)
 
 
 def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer ``target`` (N,) under ``log_probs`` (N, C)."""
     target = _check_targets("nll_loss", log_probs, unwrap(target), reduction)
-    return NLLLoss(target, reduction)(log_probs)
+    return NllLossBackward(target, reduction)(log_probs)
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean squared error, mean((input - target)^2)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"mse_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return MSELoss(reduction)(input, as_tensor_like(target, input))
+    return MseLossBackward(reduction)(input, as_tensor_like(target, input))
