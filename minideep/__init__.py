@@ -13,7 +13,7 @@ from .autograd import (
 )
 from .backend import gpu_available, manual_seed
 from .gradcheck import gradcheck
-from .ops import abs, cat, clip, exp, log, maximum, pad, sqrt, stack, tanh, where
+from .ops import abs, cat, clip, col2im, exp, im2col, log, maximum, pad, sqrt, stack, tanh, where
 
 # As ``import torch`` gives torch.nn, torch.nn.functional and torch.optim. Imported last: they
 # use the engine above (the arrows still point down: nn and optim never import this file).
@@ -22,7 +22,7 @@ from . import nn, optim  # noqa: E402  isort: skip
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "ModifiedInPlaceError", "Tensor", "abs", "cat", "clip", "enable_grad", "exp", "gpu_available", "gradcheck",
+    "Function", "ModifiedInPlaceError", "Tensor", "abs", "cat", "clip", "col2im", "enable_grad", "exp", "gpu_available", "gradcheck", "im2col",
     "is_grad_enabled", "log", "manual_seed", "maximum", "no_grad", "pad", "sqrt", "stack", "sum_to",
     "tanh", "tensor", "topological_order", "where", "nn", "ops", "optim",
 ]

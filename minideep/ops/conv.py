@@ -121,6 +121,81 @@ class ConvolutionBackward(Function):
 # --8<-- [end:convolution]
 
 
+# --- im2col and col2im as ops of their own (DeZero's step 57: build a convolution from them) ---------
+
+class Im2colBackward(Function):
+    """cols = im2col(x).   dL/dx = col2im(dL/dcols): col2im is im2col's adjoint."""
+
+    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> None:
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return im2col_array(x, self.kernel, self.stride, self.padding)
+
+    def backward(self, grad):
+        return col2im_array(grad, self.x_shape, self.kernel, self.stride, self.padding)
+
+
+class Col2imBackward(Function):
+    """x = col2im(cols).   dL/dcols = im2col(dL/dx): im2col is col2im's adjoint."""
+
+    def __init__(self, x_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int]) -> None:
+        self.x_shape, self.kernel, self.stride, self.padding = x_shape, kernel, stride, padding
+
+    def forward(self, cols):
+        return col2im_array(cols, self.x_shape, self.kernel, self.stride, self.padding)
+
+    def backward(self, grad):
+        return im2col_array(grad, self.kernel, self.stride, self.padding)
+
+
+def _window_geometry(op: str, shape: tuple[int, ...], kernel_size: Any, stride: Any, padding: Any):
+    kernel, stride, padding = pair(kernel_size, "kernel_size", op), pair(stride, "stride", op), pair(padding, "padding", op)
+    if len(shape) != 4:
+        raise ValueError(f"{op}: the image must have shape (N, C, H, W), got {tuple(shape)}")
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ValueError(f"{op}: kernel_size and stride must be at least 1, got {kernel} and {stride}")
+    if shape[2] + 2 * padding[0] < kernel[0] or shape[3] + 2 * padding[1] < kernel[1]:
+        raise ValueError(f"{op}: padded image {shape[2] + 2 * padding[0]}x{shape[3] + 2 * padding[1]} is smaller than the kernel {kernel}")
+    return kernel, stride, padding
+
+
+def im2col(x: Tensor, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """The windows of x (N, C, H, W) as the rows of a matrix (N*OH*OW, C*kh*kw), differentiable.
+
+    Row (n, oh, ow) holds the window of output pixel (oh, ow), column (c, i, j) its pixel at
+    kernel offset (i, j) of channel c, so that ``conv2d(x, W)`` is
+    ``(im2col(x, k) @ W.reshape(C_out, -1).T)`` reshaped to (N, OH, OW, C_out) and transposed.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"im2col: input must be a Tensor, got {type(x).__name__}")
+    return Im2colBackward(*_window_geometry("im2col", x.shape, kernel_size, stride, padding))(x)
+
+
+def col2im(cols: Tensor, output_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """The adjoint of ``im2col``: add each row's window back onto an image of shape ``output_size`` (N, C, H, W).
+
+    Pixels that several windows share receive the sum of their entries; ``col2im(im2col(x))``
+    is x times the number of windows each pixel is in, not x.
+    """
+    if not isinstance(cols, Tensor):
+        raise TypeError(f"col2im: input must be a Tensor, got {type(cols).__name__}")
+    shape = tuple(int(v) for v in output_size)
+    kernel, stride, padding = _window_geometry("col2im", shape, kernel_size, stride, padding)
+    rows = shape[0] * output_size_of(shape, kernel, stride, padding)
+    if cols.shape != (rows, shape[1] * kernel[0] * kernel[1]):
+        raise ValueError(f"col2im: cols has shape {cols.shape}, but an image {shape} with kernel {kernel}, stride "
+                         f"{stride} and padding {padding} has ({rows}, {shape[1] * kernel[0] * kernel[1]})")
+    return Col2imBackward(shape, kernel, stride, padding)(cols)
+
+
+def output_size_of(shape: tuple[int, ...], kernel, stride, padding) -> int:
+    """OH * OW, the number of windows of an (N, C, H, W) image."""
+    return output_size(shape[2], kernel[0], stride[0], padding[0]) * output_size(shape[3], kernel[1], stride[1], padding[1])
+
+
 def check_conv_input(op: str, x: Any, weight: Any, bias: Any) -> None:
     """TypeError unless x, weight (and bias) are Tensors: a list has no shape to check."""
     for name, value in (("input", x), ("weight", weight), ("bias", bias)):
