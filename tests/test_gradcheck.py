@@ -147,3 +147,13 @@ def test_no_input_requiring_grad_is_a_value_error(randn):
 def test_fn_must_return_a_tensor(randn):
     with pytest.raises(TypeError, match="gradcheck: fn must return a Tensor"):
         md.gradcheck(lambda x: x.data, [randn(3)])
+
+
+def test_a_float32_module_is_checked_through_its_own_parameters_and_left_float32():
+    """fn may reach the inputs through a module (lambda x, *p: model(x)); the parameters come back as they were."""
+    model = md.nn.Linear(3, 2)
+    x = md.tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+    params = list(model.parameters())
+    arrays = [p.data for p in params]
+    assert md.gradcheck(lambda x, *p: model(x), [x, *params])
+    assert all(p.data is a and p.dtype == np.float32 and p.grad is None for p, a in zip(params, arrays))
