@@ -28,7 +28,7 @@ class ConvTranspose2dBackward(Function):
         self.stride, self.padding, self.output_size = stride, padding, output_size
 
     def forward(self, x, weight, bias=None):
-        n, c_in, h, w = x.shape
+        n, c_in = x.shape[:2]
         _, c_out, kh, kw = weight.shape
         self.x, self.weight = x, weight
         self.y_shape = (n, c_out, *self.output_size)

@@ -112,7 +112,7 @@ class ShiftedConvolutionBackward(Function):
 
     def forward(self, x, weight, bias=None):
         xp = get_array_module(x)
-        n, c_in, h, w = x.shape
+        n, _, h, w = x.shape
         c_out, _, kh, kw = weight.shape
         ph, pw = self.padding
         self.oh, self.ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
@@ -143,7 +143,7 @@ class ShiftedConvolutionBackward(Function):
         g_flat = xp.zeros((front + n * hp * wp, c_out), dtype=grad.dtype)
         g_flat[front:].reshape(n, hp, wp, c_out)[:, : self.oh, : self.ow] = grad.transpose(0, 2, 3, 1)
         g = g_flat[front:]
-        gx = gw = gb = None
+        gx = gw = None
         if self.needs_input_grad[0]:
             dx = xp.empty((n * hp * wp, c_in), dtype=grad.dtype)
             w_flipped = xp.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, c_out, c_in)
