@@ -103,6 +103,8 @@ class ModifiedInPlaceError(RuntimeError):
 
     Typically ``optimizer.step()`` between a forward pass and its ``backward()``: the
     gradients would belong to the updated weights, not to the ones that made the loss.
+    Every input of every function on the way back is checked (PyTorch checks only the
+    tensors a function saved, so it is a little stricter than PyTorch).
     """
 
 
@@ -237,6 +239,9 @@ class Tensor:
         Args:
             grad: dL/d(this tensor); may be omitted for a one-element tensor (then it is 1).
             retain_graph: keep the graph so that ``backward`` can run through it again.
+
+        Raises ``ModifiedInPlaceError`` when an input of the graph changed in place since the
+        forward pass (``optimizer.step()`` in between).
         """
         grads = _Pending({id(self): _output_grad(self, grad)})  # dL/d(node) for nodes not yet visited
         for node in _visit_and_let_go(topological_order(self)):

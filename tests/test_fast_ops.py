@@ -311,6 +311,28 @@ def test_batch_norm_backward_does_not_depend_on_a_later_running_stat_update(use_
     _close(gamma.grad, expected)
 
 
+# --- a whole network ---------------------------------------------------------------------------
+
+def test_a_vgg_with_batch_norm_gives_the_same_loss_and_gradients_with_and_without_fast_kernels(device: str) -> None:
+    """Conv, batch norm, leaky ReLU, average pooling and the head, chained: every layout hand-over."""
+    from minideep.models.vgg import VGG
+
+    model = VGG(1, num_filters=8, num_classes=10, batch_norm=True, dtype=np.float64).to(device)
+    x = _data((4, 3, 16, 16), 0, device)
+    y = to_device(np.array([1, 2, 3, 4]), device)
+    results = []
+    for use_fast in (False, True):
+        model.zero_grad()
+        with md.ops.use_fast_kernels(use_fast):
+            loss = F.cross_entropy(model(md.Tensor(x)), y)
+            loss.backward()
+        results.append((loss.item(), {name: as_numpy(p.grad).copy() for name, p in model.named_parameters()}))
+    (plain_loss, plain_grads), (fast_loss, fast_grads) = results
+    assert abs(plain_loss - fast_loss) < 1e-12
+    for name, grad in plain_grads.items():
+        _close(fast_grads[name], grad, 1e-9, 1e-11)
+
+
 # --- the GPU path ----------------------------------------------------------------------------
 
 def test_a_vgg_training_step_on_the_gpu_never_goes_back_to_the_host(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
