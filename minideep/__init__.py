@@ -7,16 +7,23 @@ The public face of the engine::
     y = (x * x).sum()
     y.backward()          # x.grad == 2 x
 """
-from . import ops as _ops  # noqa: F401 - attaches the Tensor operators
-from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, sum_to, tensor
+from . import ops  # noqa: F401 - also attaches the Tensor operators
+from .autograd import (
+    Function, ModifiedInPlaceError, Tensor, enable_grad, is_grad_enabled, no_grad, sum_to, tensor, topological_order,
+)
 from .backend import get_num_threads, gpu_available, manual_seed, set_num_threads
 from .gradcheck import gradcheck
-from .ops import abs, cat, clip, exp, log, maximum, pad, sqrt, stack, tanh, where
+from .ops import abs, cat, clip, col2im, exp, im2col, log, maximum, pad, sqrt, stack, tanh, where
+
+# As ``import torch`` gives torch.nn, torch.nn.functional and torch.optim. Imported last: they
+# use the engine above (the arrows still point down: nn and optim never import this file).
+from . import nn, optim  # noqa: E402  isort: skip
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "Tensor", "abs", "cat", "clip", "enable_grad", "exp", "get_num_threads", "gpu_available",
-    "gradcheck", "is_grad_enabled", "log", "manual_seed", "maximum", "no_grad", "pad", "set_num_threads",
-    "sqrt", "stack", "sum_to", "tanh", "tensor", "where",
+    "Function", "ModifiedInPlaceError", "Tensor", "abs", "cat", "clip", "col2im", "enable_grad", "exp",
+    "get_num_threads", "gpu_available", "gradcheck", "im2col", "is_grad_enabled", "log", "manual_seed", "maximum",
+    "no_grad", "pad", "set_num_threads", "sqrt", "stack", "sum_to", "tanh", "tensor", "topological_order", "where",
+    "nn", "ops", "optim",
 ]

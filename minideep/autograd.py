@@ -10,6 +10,8 @@ leaves, and applies the chain rule:
 
 The operators on ``Tensor`` (``+``, ``@``, ``.sum()``, ...) are attached in
 ``minideep/ops/tensor_methods.py``; the ops themselves live in ``minideep/ops/``.
+``Function`` subclasses are named for the backward node they become, as in PyTorch
+(``grad_fn=MulBackward``), so that a graph never reads like a list of layers.
 """
 from __future__ import annotations
 
@@ -32,22 +34,10 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, enabled
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+class _GradMode(contextlib.ContextDecorator):
+    """Graph building on or off inside a ``with`` block or a decorated function."""
 
-
-class no_grad(contextlib.ContextDecorator):
-    """Turn graph building off inside ``with md.no_grad():`` (or on a decorated function).
-
-    Evaluation and optimizer steps need no gradients; without a graph they use less
-    memory and time.
-    """
+    enabled: bool
 
     def __init__(self) -> None:
         # A stack, not one saved state: a decorated recursive function enters the same instance again.
@@ -56,16 +46,27 @@ class no_grad(contextlib.ContextDecorator):
     def __enter__(self) -> None:
         global _grad_enabled
         self._previous.append(_grad_enabled)
-        _grad_enabled = False
+        _grad_enabled = self.enabled
 
     def __exit__(self, *exc: Any) -> None:
         global _grad_enabled
         _grad_enabled = self._previous.pop()
 
 
-def enable_grad() -> contextlib.AbstractContextManager:
-    """Turn graph building back on inside a ``no_grad`` block."""
-    return _grad_mode(True)
+class no_grad(_GradMode):
+    """Turn graph building off inside ``with md.no_grad():`` (or on a decorated function).
+
+    Evaluation and optimizer steps need no gradients; without a graph they use less
+    memory and time.
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Turn graph building back on inside a ``no_grad`` block (``with`` or as a decorator)."""
+
+    enabled = True
 
 
 # ----------------------------------------------------------------------------------------
@@ -97,6 +98,30 @@ def sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
 # ----------------------------------------------------------------------------------------
 
 
+class ModifiedInPlaceError(RuntimeError):
+    """A tensor that ``backward`` needs was changed in place after the forward pass used it.
+
+    Typically ``optimizer.step()`` between a forward pass and its ``backward()``: the
+    gradients would belong to the updated weights, not to the ones that made the loss.
+    Every input of every function on the way back is checked (PyTorch checks only the
+    tensors a function saved, so it is a little stricter than PyTorch).
+    """
+
+
+class RemovableHandle:
+    """Returned by ``register_hook`` (and ``Module.register_forward_hook``); ``remove()`` takes the hook off."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: "dict[int, Callable]") -> None:
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+
 def _is_float(dtype: Any) -> bool:
     return np.issubdtype(np.dtype(dtype), np.floating)
 
@@ -119,7 +144,11 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         xp = get_array_module(data)
-        self.data = data if isinstance(data, xp.ndarray) else xp.asarray(data)
+        # An array (or NumPy scalar) keeps its dtype; Python numbers and lists become float32, as
+        # ``torch.Tensor([1, 2])`` does.
+        if not isinstance(data, xp.ndarray):
+            data = xp.asarray(data) if hasattr(data, "dtype") else xp.asarray(data, dtype=DEFAULT_DTYPE)
+        self.data = data
         if requires_grad and not _is_float(self.data.dtype):
             raise TypeError(
                 f"tensor: only floating-point tensors can require gradients, got dtype {self.data.dtype}"
@@ -127,9 +156,10 @@ class Tensor:
         self.requires_grad = requires_grad
         self.grad: Any = None
         self.grad_fn: Function | None = None
-        self.name: str | None = None  # optional label, shown by minideep.viz
+        self.name: str | None = None  # optional label, shown by minideep.graph_picture
         self._retains_grad = False
-        self._hooks: list[Callable[[Any], Any]] = []
+        self._hooks: dict[int, Callable[[Any], Any]] = {}
+        self._version = 0  # bumped by in-place updates (optimizer steps); see ModifiedInPlaceError
 
     # --- properties -------------------------------------------------------------------
     shape = property(lambda self: self.data.shape, doc="The array's shape.")
@@ -186,11 +216,20 @@ class Tensor:
         """Keep ``.grad`` of this non-leaf tensor after ``backward`` (leaves always keep it)."""
         self._retains_grad = True
 
-    def register_hook(self, hook: Callable[[Any], Any]) -> None:
-        """Call ``hook(grad)`` when dL/d(this tensor) is computed; a returned array replaces it."""
+    def register_hook(self, hook: Callable[[Any], Any]) -> RemovableHandle:
+        """Call ``hook(grad)`` when dL/d(this tensor) is computed; a returned array replaces it.
+
+        Returns a handle whose ``remove()`` takes the hook off again, as in PyTorch.
+        """
         if not self.requires_grad:
             raise ValueError("register_hook: tensor does not require grad")
-        self._hooks.append(hook)
+        handle = RemovableHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
+
+    def bump_version(self) -> None:
+        """Record that ``.data`` was changed in place (optimizers call this after every step)."""
+        self._version += 1
 
     # --- the backward pass --------------------------------------------------------------
     # --8<-- [start:backward]
@@ -200,61 +239,26 @@ class Tensor:
         Args:
             grad: dL/d(this tensor); may be omitted for a one-element tensor (then it is 1).
             retain_graph: keep the graph so that ``backward`` can run through it again.
-        """
-        if not self.requires_grad:
-            raise ValueError("backward: this tensor does not require grad (no input needed a gradient)")
-        xp = get_array_module(self.data)
-        if grad is None:
-            if self.data.size != 1:
-                raise ValueError(
-                    f"backward: output has shape {self.shape}; pass grad= (dL/doutput) for a non-scalar output"
-                )
-            grad = xp.ones_like(self.data)
-        else:
-            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
-        order = _topological_order(self)
-        grads: dict[int, Any] = {id(self): grad}  # pending dL/d(node), keyed only during this call
-        owned: set[int] = set()  # gradients we allocated ourselves, safe to update in place
-        for i, node in enumerate(order):
-            order[i] = None  # let the node's arrays go as soon as it is done
-            g = grads.pop(id(node), None)
+        Raises ``ModifiedInPlaceError`` when an input of the graph changed in place since the
+        forward pass (``optimizer.step()`` in between).
+        """
+        grads = _Pending({id(self): _output_grad(self, grad)})  # dL/d(node) for nodes not yet visited
+        for node in _visit_and_let_go(topological_order(self)):
+            g = grads.pop(node)
             if g is None:
                 continue  # no path from the output reached this node
-            for hook in node._hooks:
-                replaced = hook(g)
-                g = g if replaced is None else replaced
+            g = _run_hooks(node, g)
+            if node.grad_fn is None or node._retains_grad:
+                _store_grad(node, g)
             fn = node.grad_fn
-            if fn is None or node._retains_grad:
-                node.grad = g.copy() if node.grad is None else node.grad + g
             if fn is None:
-                continue
-            if fn.parents is None:
-                raise RuntimeError(
-                    f"backward: the graph through {type(fn).__name__} was freed by an earlier "
-                    "backward(); call the first backward with retain_graph=True to go through it twice"
-                )
-            input_grads = fn.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for parent, pg in zip(fn.parents, input_grads):
-                if pg is None or not parent.requires_grad:
-                    continue
-                if pg.shape != parent.shape:
-                    raise RuntimeError(
-                        f"{type(fn).__name__}.backward returned a gradient of shape {pg.shape} "
-                        f"for an input of shape {parent.shape}"
-                    )
-                key = id(parent)
-                if key not in grads:
-                    grads[key] = pg
-                elif key in owned:
-                    grads[key] += pg
-                else:  # the first gradient may alias another array: add into a fresh one
-                    grads[key] = grads[key] + pg
-                    owned.add(key)
+                continue  # a leaf: nothing further back
+            _check_graph_usable(fn)
+            # The chain rule: fn.backward turns dL/d(output) into dL/d(input) for each input.
+            for parent, parent_grad in zip(fn.parents, _as_tuple(fn.backward(g))):
+                if parent_grad is not None and parent.requires_grad:
+                    grads.add(parent, _checked(parent_grad, parent, fn))
             if not retain_graph:
                 fn.release()
     # --8<-- [end:backward]
@@ -262,13 +266,115 @@ class Tensor:
     # Operators (+, -, *, @, indexing, sum, ...) are attached by minideep/ops/tensor_methods.py.
 
 
+# --- the bookkeeping of backward, one small job each -----------------------------------------
+
+def _output_grad(output: Tensor, grad: Any) -> Any:
+    """dL/d(output) as an array: 1 for a one-element output when not given, else checked."""
+    if not output.requires_grad:
+        raise ValueError("backward: this tensor does not require grad (no input needed a gradient)")
+    xp = get_array_module(output.data)
+    if grad is None:
+        if output.data.size != 1:
+            raise ValueError(
+                f"backward: output has shape {output.shape}; pass grad= (dL/doutput) for a non-scalar output"
+            )
+        return xp.ones_like(output.data)
+    grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=output.dtype)
+    if grad.shape != output.shape:
+        raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {output.shape}")
+    return grad
+
+
+class _Pending:
+    """The gradients still to be passed back, summed over the uses of each tensor.
+
+    Keyed by ``id`` only during one ``backward`` call, while the graph keeps every node alive.
+    The first gradient that reaches a tensor may alias another array (an op may pass its
+    ``grad`` through unchanged), so the second is added into a fresh array, which later ones
+    may then update in place with ``+=``.
+    """
+
+    def __init__(self, grads: dict[int, Any]) -> None:
+        self.grads, self.owned = grads, set()
+
+    def pop(self, node: Tensor) -> Any:
+        return self.grads.pop(id(node), None)
+
+    def add(self, node: Tensor, grad: Any) -> None:
+        key = id(node)
+        if key not in self.grads:
+            self.grads[key] = grad
+        elif key in self.owned:
+            self.grads[key] += grad
+        else:
+            self.grads[key] = self.grads[key] + grad
+            self.owned.add(key)
+
+
+def _visit_and_let_go(order: list[Tensor]) -> Iterator[Tensor]:
+    """The nodes in order, dropping the list's reference to each once visited, so its arrays can go."""
+    order.reverse()
+    while order:
+        yield order.pop()
+
+
+def _run_hooks(node: Tensor, grad: Any) -> Any:
+    """Apply the node's hooks in order; a hook that returns an array replaces the gradient."""
+    for hook in list(node._hooks.values()):
+        replaced = hook(grad)
+        grad = grad if replaced is None else replaced
+    return grad
+
+
+def _store_grad(node: Tensor, grad: Any) -> None:
+    """Accumulate into ``node.grad``, in the node's own dtype (a float32 leaf keeps a float32 grad)."""
+    total = grad if node.grad is None else node.grad + grad
+    node.grad = total.astype(node.dtype, copy=total is grad)  # a copy: never alias a graph array
+
+
+def _check_graph_usable(fn: "Function") -> None:
+    """RuntimeError if the graph was freed; ModifiedInPlaceError if an input changed since forward."""
+    name = type(fn).__name__
+    if fn.parents is None:
+        raise RuntimeError(
+            f"backward: the graph through {name} was freed by an earlier "
+            "backward(); call the first backward with retain_graph=True to go through it twice"
+        )
+    for i, (parent, version) in enumerate(zip(fn.parents, fn.input_versions)):
+        if parent._version != version:
+            raise ModifiedInPlaceError(
+                f"backward: input {i} of {name} (shape {parent.shape}) was modified in place after the forward "
+                f"pass used it (version {version} -> {parent._version}), for example by optimizer.step() "
+                "between forward and backward; run the forward pass again after the step"
+            )
+
+
+def _as_tuple(grads: Any) -> tuple:
+    return grads if isinstance(grads, tuple) else (grads,)
+
+
+def _checked(grad: Any, parent: Tensor, fn: "Function") -> Any:
+    """``grad`` if it has the input's shape; a RuntimeError naming the op otherwise."""
+    if grad.shape != parent.shape:
+        raise RuntimeError(
+            f"{type(fn).__name__}.backward returned a gradient of shape {grad.shape} for an input of shape {parent.shape}"
+        )
+    return grad
+
+
 # --8<-- [start:topological_order]
-def _topological_order(root: Tensor) -> list[Tensor]:
+def topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor that ``root`` depends on (and that needs a gradient), outputs before inputs.
 
+    The order ``root.backward()`` visits them in; chapter 01 replays it step by step.
     An iterative depth-first search: no recursion limit, however deep the network.
     A node is appended after all of its inputs (post-order); reversing that list puts
     each tensor before the tensors it was computed from.
+
+    Example:
+        >>> a = md.tensor(2.0, requires_grad=True); y = a * a + a
+        >>> [type(t.grad_fn).__name__ if t.grad_fn else "leaf" for t in topological_order(y)]
+        ['AddBackward', 'MulBackward', 'leaf']
     """
     order: list[Tensor] = []
     visited: set[int] = set()
@@ -291,20 +397,6 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     order.reverse()
     return order
 # --8<-- [end:topological_order]
-
-
-def topological_order(root: Tensor) -> list[Tensor]:
-    """The tensors that ``root.backward()`` visits, in the order it visits them (outputs first).
-
-    The same list ``backward`` walks (see ``_topological_order``), for readers and tools that
-    want to replay or print the backward pass step by step (chapter 01 does).
-
-    Example:
-        >>> a = md.tensor(2.0, requires_grad=True); y = a * a + a
-        >>> [type(t.grad_fn).__name__ if t.grad_fn else "leaf" for t in topological_order(y)]
-        ['Add', 'Mul', 'leaf']
-    """
-    return _topological_order(root)
 
 
 # ----------------------------------------------------------------------------------------
@@ -344,6 +436,7 @@ class Function:
             result.grad_fn = self
             self.parents = tensors  # only the inputs: a function never keeps its output alive
             self.needs_input_grad = tuple(t.requires_grad for t in tensors)
+            self.input_versions = tuple(t._version for t in tensors)  # checked again in backward
         return result
 # --8<-- [end:function_call]
 
@@ -365,17 +458,18 @@ class Function:
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A new leaf tensor.
+    """A new leaf tensor, with the dtype that ``torch.tensor`` would give.
 
-    A floating-point array keeps its dtype; Python numbers, lists and integer arrays
-    become float32 (``DEFAULT_DTYPE``) unless ``dtype`` says otherwise.
+    An array keeps its dtype; Python floats (and lists of them) become float32
+    (``DEFAULT_DTYPE``); Python ints stay integers (int64) and bools stay bool, unless
+    ``dtype`` says otherwise. The data is copied.
     """
     if isinstance(data, Tensor):
         data = data.data
     xp = get_array_module(data)
-    if dtype is None:
-        is_float_array = isinstance(data, xp.ndarray) and _is_float(data.dtype)
-        dtype = data.dtype if is_float_array else DEFAULT_DTYPE
+    if dtype is None and not hasattr(data, "dtype"):
+        inferred = xp.asarray(data).dtype
+        dtype = DEFAULT_DTYPE if _is_float(inferred) else inferred
     return Tensor(xp.array(data, dtype=dtype), requires_grad=requires_grad)
 
 

@@ -10,7 +10,7 @@ sums where it should not.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,8 +30,10 @@ def gradcheck(
     """True when ``fn``'s backward agrees with central differences for every input element.
 
     Every input that ``requires_grad`` is checked, element by element, with
-    ``|analytic - numeric| <= atol + rtol * |numeric|``. Inputs are converted to float64
-    first. On failure it prints, for the worst element of each failing input, its index,
+    ``|analytic - numeric| <= atol + rtol * |numeric|``. While it runs, each such tensor
+    holds a float64 copy of its data (so ``fn`` may also reach it through a module, as
+    ``lambda x, *p: model(x)`` does); afterwards every input has its own array, dtype and
+    ``.grad`` back: the caller's tensors are never converted. On failure it prints, for the worst element of each failing input, its index,
     both values and the difference, and returns False.
 
     Args:
@@ -43,15 +45,23 @@ def gradcheck(
         verbose: print a report on failure.
     """
     inputs = [x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float64)) for x in inputs]
-    for x in inputs:
-        if x.requires_grad and (x.dtype != np.float64 or not x.data.flags.c_contiguous):
-            # C order, so that the flat view nudged below is a view of x, not a copy (say of x.T).
-            x.data = x.data.astype(np.float64, order="C")
-        x.grad = None
     checked = [i for i, x in enumerate(inputs) if x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
+    saved = [(inputs[i], inputs[i].data, inputs[i].grad) for i in checked]
+    try:
+        for x, data, _ in saved:
+            # C order, so that the flat view nudged below is a view of x.data, not a copy (say of x.T).
+            x.data, x.grad = data.astype(np.float64, order="C", copy=True), None
+        return _check(fn, inputs, checked, eps, atol, rtol, seed, verbose)
+    finally:
+        for x, data, grad in saved:
+            x.data, x.grad = data, grad
 
+
+def _check(fn: Callable[..., Tensor], inputs: list[Tensor], checked: list[int], eps: float, atol: float,
+           rtol: float, seed: int, verbose: bool) -> bool:
+    """The comparison itself, on inputs that already hold float64 data."""
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")

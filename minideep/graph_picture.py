@@ -55,7 +55,7 @@ def graph(
     one); a tensor that requires a gradient is filled orange and says ``requires_grad``
     (with ``(leaf)`` and a thick border for a leaf such as a weight, whose ``.grad``
     backward fills); constants are white. Every op becomes an ellipse named by its ``Function``
-    class (``MatMul``, ``ReLU``, ``Conv2d``, ...). Arrows run from inputs to op to output,
+    class (``MatmulBackward``, ``ReluBackward``, ``ConvolutionBackward``, ...). Arrows run from inputs to op to output,
     the forward direction; ``backward`` walks them in reverse. ``tensor`` itself is green.
 
     Args:
@@ -72,7 +72,7 @@ def graph(
         >>> x = md.tensor([[1.0, 2.0]], requires_grad=True)
         >>> w = md.tensor([[3.0], [4.0]], requires_grad=True)
         >>> print(graph_picture.graph((x @ w).sum(), {"x": x, "w": w}))
-        digraph minideep { ... "op1" [label="MatMul", shape=ellipse ...] ... }
+        digraph minideep { ... "op1" [label="MatmulBackward", shape=ellipse ...] ... }
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"graph_picture.graph: expected a Tensor, got {type(tensor).__name__}")

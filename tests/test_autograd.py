@@ -185,7 +185,7 @@ def test_gradients_keep_the_dtype(device):
 def test_grad_fn_names_the_op_and_its_inputs(randn):
     a, b = randn(2), randn(2, seed=1)
     y = a * b
-    assert type(y.grad_fn).__name__ == "Mul"
+    assert type(y.grad_fn).__name__ == "MulBackward"
     assert y.grad_fn.parents == (a, b)
     assert a.is_leaf and not y.is_leaf
 
@@ -305,9 +305,22 @@ def test_a_backward_returning_the_wrong_shape_is_reported(randn):
 # --------------------------------------------------------------------------- making tensors, dtypes
 
 
-@pytest.mark.parametrize("data", [[1.0, 2.0], [1, 2], 3, 2.5, np.arange(3), np.arange(3, dtype=np.int8)])
-def test_lists_numbers_and_integers_become_float32(data):
+@pytest.mark.parametrize("data", [[1.0, 2.0], 2.5, [[1, 2.5]]])
+def test_float_lists_and_numbers_become_float32(data):
     assert md.tensor(data).dtype == np.float32
+
+
+@pytest.mark.parametrize("data, dtype", [([1, 2], np.int64), (3, np.int64), (np.arange(3), np.int64),
+                                         (np.arange(3, dtype=np.int8), np.int8), ([True, False], np.bool_)])
+def test_tensor_keeps_integers_as_torch_tensor_does(torch, data, dtype):
+    assert md.tensor(data).dtype == dtype
+    assert str(md.tensor(data).dtype) == str(torch.tensor(data).dtype).removeprefix("torch.").replace("bool", "bool")
+
+
+@pytest.mark.parametrize("data", [[1, 2], 3, [[1.5, 2]]])
+def test_the_tensor_class_makes_float32_from_numbers_as_torch_tensor_does(torch, data):
+    assert md.Tensor(data).dtype == np.float32
+    assert torch.Tensor(data if isinstance(data, list) else [data]).dtype == torch.float32
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
@@ -496,3 +509,81 @@ def test_import_minideep_needs_only_numpy():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- PyTorch's conventions
+
+
+def test_import_minideep_makes_nn_functional_and_optim_usable():
+    import subprocess
+    import sys
+
+    code = ("import minideep as md; m = md.nn.Linear(2, 1); md.nn.functional.relu(md.tensor([1.0]));"
+            "md.optim.SGD(m.parameters(), lr=0.1); print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+
+
+def test_register_hook_returns_a_handle_that_removes_it(randn):
+    x = randn(3)
+    handle = x.register_hook(lambda g: 10 * g)
+    (x * 1).sum().backward()
+    np.testing.assert_allclose(x.grad, np.full(3, 10.0))
+    handle.remove()
+    x.grad = None
+    (x * 1).sum().backward()
+    np.testing.assert_allclose(x.grad, np.ones(3))
+    handle.remove()  # a second remove is harmless, as in PyTorch
+
+
+def test_no_grad_and_enable_grad_are_the_same_kind_of_object(randn):
+    assert type(md.no_grad()).__mro__[1] is type(md.enable_grad()).__mro__[1]  # one base class
+    x = randn(2)
+
+    @md.enable_grad()
+    def tracked(t):
+        return t * 2
+
+    @md.no_grad()
+    def untracked(t):
+        return t * 2
+
+    with md.no_grad():
+        assert tracked(x).requires_grad
+        with md.enable_grad():
+            assert (x * 2).requires_grad
+        assert not (x * 2).requires_grad
+    assert not untracked(x).requires_grad and md.is_grad_enabled()
+
+
+def test_a_float32_leaf_gets_a_float32_grad_after_meeting_float64(torch):
+    x = md.tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    w = md.tensor(np.array([3.0, 4.0]), requires_grad=True)  # float64
+    y = x * w
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32 and w.grad.dtype == np.float64
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    (tx * torch.tensor([3.0, 4.0], dtype=torch.float64)).sum().backward()
+    assert tx.grad.dtype == torch.float32  # PyTorch casts a leaf's gradient to its dtype too
+    np.testing.assert_allclose(x.grad, tx.grad.numpy())
+
+
+def test_an_optimizer_step_between_forward_and_backward_raises_a_named_error(randn):
+    model = md.nn.Linear(3, 2, dtype=np.float64)
+    opt = md.optim.SGD(model.parameters(), lr=0.1)
+    x = randn(4, 3, requires_grad=False)
+    model(x).sum().backward()
+    opt.step()
+    loss = model(x).sum()
+    opt.step()  # changes the weights the loss was computed from
+    with pytest.raises(md.ModifiedInPlaceError, match=r"input 1 of LinearBackward \(shape \(2, 3\)\) was modified in place"):
+        loss.backward()
+    assert issubclass(md.ModifiedInPlaceError, RuntimeError)
+    opt.zero_grad()
+    model(x).sum().backward()  # a new forward after the step is fine
+    assert model.weight.grad is not None
+
+
+def test_the_public_topological_order_is_the_function_backward_walks():
+    assert md.topological_order is md.autograd.topological_order  # the function itself, no wrapper

@@ -1,10 +1,11 @@
-"""The optimised ops equal their plain reference versions (minideep/ops/reference.py).
+"""The fast CPU kernels (minideep/ops/fast/) equal the plain ops they replace.
 
-Convolution, pooling and batch norm have fast paths (shifted matrix products in row blocks,
-channels-last layouts, written-not-accumulated gradients); each test draws shapes with
-hypothesis, runs the fast op and the reference on the same float64 data, and compares the
+Convolution, pooling and batch norm have fast kernels (shifted matrix products in row blocks
+over threads, folded thin channels, channels-last layouts, in-place batch norm); each test
+draws shapes with hypothesis, runs the op with ``md.ops.use_fast_kernels(True)`` and with
+``use_fast_kernels(False)`` (the textbook op) on the same float64 data, and compares the
 output and every input gradient. float32 and inputs in other memory layouts are checked
-too, since the fast paths branch on them.
+too, since the fast kernels branch on them.
 """
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ import minideep as md
 import minideep.nn.functional as F
 from minideep import backend
 from minideep.backend import as_numpy, to_device
-from minideep.ops import conv as conv_module
-from minideep.ops import reference
+from minideep.ops import fast
+from minideep.ops.conv import ConvolutionBackward
+from minideep.ops.fast import blocked, fold, shifted_conv
+from minideep.ops.normalization import BatchNormBackward
+from minideep.ops.pool import AdaptiveAvgPool2dBackward, AvgPool2dBackward, MaxPool2dBackward
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -33,12 +37,62 @@ def _data(shape: tuple[int, ...], seed: int, device: str, dtype: Any = np.float6
     return to_device(np.random.default_rng(seed).standard_normal(shape).astype(dtype), device)
 
 
-def _run(fn, arrays: list[Any], needs_grad: list[bool], grad: Any) -> tuple[Any, list[Any]]:
-    """Apply ``fn`` to tensors made from ``arrays``, backpropagate ``grad``; (output, input grads)."""
-    tensors = [md.Tensor(a, requires_grad=r) if a is not None else None for a, r in zip(arrays, needs_grad)]
-    y = fn(*tensors)
-    y.backward(grad)
-    return y.data, [t.grad if t is not None else None for t in tensors]
+def _run(fn, arrays: list[Any], needs_grad: list[bool], grad: Any, use_fast: bool) -> tuple[Any, list[Any], str]:
+    """Apply ``fn`` to tensors made from ``arrays``, backpropagate ``grad``; (output, input grads, grad_fn name)."""
+    with md.ops.use_fast_kernels(use_fast):
+        tensors = [md.Tensor(a, requires_grad=r) if a is not None else None for a, r in zip(arrays, needs_grad)]
+        y = fn(*tensors)
+        name = type(y.grad_fn).__name__
+        y.backward(grad)
+    return y.data, [t.grad if t is not None else None for t in tensors], name
+
+
+def _fast_equals_plain(fn, arrays: list[Any], needs_grad: list[bool], grad: Any, tol: float = 1e-10) -> str:
+    """The fast kernel's output and gradients equal the plain op's; returns the fast kernel's name."""
+    want_y, want_grads, plain_name = _run(fn, arrays, needs_grad, grad, use_fast=False)
+    got_y, got_grads, fast_name = _run(fn, arrays, needs_grad, grad, use_fast=True)
+    assert plain_name in ("ConvolutionBackward", "MaxPool2dBackward", "AvgPool2dBackward",
+                          "AdaptiveAvgPool2dBackward", "BatchNormBackward"), plain_name
+    _close(got_y, want_y, tol, tol)
+    for have, want, needed in zip(got_grads, want_grads, needs_grad):
+        if needed and want is not None:
+            _close(have, want, tol, tol)
+    return fast_name
+
+
+# --- the switch ------------------------------------------------------------------------------
+
+def test_the_fast_kernels_are_chosen_on_numpy_and_the_switch_turns_them_off() -> None:
+    x = np.zeros((1, 1, 4, 4))
+    assert fast.kernel_for("conv2d", ConvolutionBackward, x, stride=(1, 1)) is shifted_conv.ShiftedConvolutionBackward
+    assert fast.kernel_for("conv2d", ConvolutionBackward, x, stride=(2, 2)).__name__ == "ChannelsLastConvolutionBackward"
+    assert fast.kernel_for("batch_norm", BatchNormBackward, x).__name__ == "InPlaceBatchNormBackward"
+    with md.ops.use_fast_kernels(False):
+        assert not md.ops.fast_kernels_enabled()
+        for op, plain in (("conv2d", ConvolutionBackward), ("max_pool2d", MaxPool2dBackward),
+                          ("avg_pool2d", AvgPool2dBackward), ("adaptive_avg_pool2d", AdaptiveAvgPool2dBackward),
+                          ("batch_norm", BatchNormBackward)):
+            assert fast.kernel_for(op, plain, x, stride=(1, 1)) is plain
+    assert md.ops.fast_kernels_enabled()
+
+
+def test_arrays_of_another_module_get_the_plain_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CuPy arrays the dispatch picks the plain im2col path (one large product per direction)."""
+    monkeypatch.setattr(fast, "get_array_module", lambda x: object())  # stands in for cupy
+    x = np.zeros((1, 1, 4, 4))
+    assert fast.kernel_for("conv2d", ConvolutionBackward, x, stride=(1, 1)) is ConvolutionBackward
+    assert fast.kernel_for("batch_norm", BatchNormBackward, x) is BatchNormBackward
+
+
+def test_the_environment_variable_turns_the_fast_kernels_off() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "import minideep as md; print(md.ops.fast_kernels_enabled())"
+    env = {**os.environ, "MINIDEEP_PLAIN_OPS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 # --- convolution ----------------------------------------------------------------------------
@@ -51,56 +105,75 @@ conv_cases = st.fixed_dictionaries({
 })
 
 
-def _conv_against_reference(case: dict, device: str, dtype: Any = np.float64, tol: float = 1e-10) -> None:
+def _conv_fast_equals_plain(case: dict, device: str, dtype: Any = np.float64, tol: float = 1e-10) -> None:
     kh = min(case["kh"], case["h"] + 2 * case["ph"])
     kw = min(case["kw"], case["w"] + 2 * case["pw"])
     x = _data((case["n"], case["c_in"], case["h"], case["w"]), 0, device, dtype)
     w = _data((case["c_out"], case["c_in"], kh, kw), 1, device, dtype)
     b = _data((case["c_out"],), 2, device, dtype) if case["bias"] else None
     stride, padding = case["stride"], (case["ph"], case["pw"])
-    want_y, backward = reference.conv2d(x, w, b, stride, padding)
-    g = _data(want_y.shape, 3, device, dtype)
-    want_grads = backward(g)
-    got_y, got_grads = _run(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding),
-                            [x, w, b], [case["x_grad"], True, True], g)
-    _close(got_y, want_y, tol, tol)
-    if case["x_grad"]:
-        _close(got_grads[0], want_grads[0], tol, tol)
-    _close(got_grads[1], want_grads[1], tol, tol)
-    if b is not None:
-        _close(got_grads[2], want_grads[2], tol, tol)
+    oh, ow = (case["h"] + 2 * case["ph"] - kh) // stride[0] + 1, (case["w"] + 2 * case["pw"] - kw) // stride[1] + 1
+    g = _data((case["n"], case["c_out"], oh, ow), 3, device, dtype)
+    _fast_equals_plain(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding),
+                       [x, w, b], [case["x_grad"], True, True], g, tol)
 
 
 @SETTINGS
-@given(case=conv_cases, fold=st.booleans())
-def test_conv2d_equals_im2col_reference(case: dict, fold: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@given(case=conv_cases, fold_thin=st.booleans())
+def test_conv2d_fast_kernels_equal_the_im2col_op(case: dict, fold_thin: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Narrow inputs fold the kernel rows into wider products; check both ways on every shape.
-    monkeypatch.setattr(conv_module, "FOLD_BELOW_CHANNELS", 16 if fold else 0)
-    _conv_against_reference(case, device)
+    monkeypatch.setattr(fold, "FOLD_BELOW_CHANNELS", 16 if fold_thin else 0)
+    _conv_fast_equals_plain(case, device)
 
 
 @SETTINGS
 @given(case=conv_cases, work=st.integers(1, 400), group=st.integers(1, 4), threads=st.integers(1, 3),
-       fold=st.booleans())
+       fold_thin=st.booleans())
 def test_conv2d_row_blocks_and_threads_of_any_number_give_the_same_result(
-        case: dict, work: int, group: int, threads: int, fold: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conv_module, "FOLD_BELOW_CHANNELS", 16 if fold else 0)
-    monkeypatch.setattr(conv_module, "BLOCK_WORK", work)  # many blocks, and a ragged last one
-    monkeypatch.setattr(conv_module, "BLOCKS_PER_GROUP", group)
-    monkeypatch.setattr(backend, "_num_threads", threads)  # what md.set_num_threads sets, without the BLAS limit
-    _conv_against_reference(case, device)
+        case: dict, work: int, group: int, threads: int, fold_thin: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fold, "FOLD_BELOW_CHANNELS", 16 if fold_thin else 0)
+    monkeypatch.setattr(blocked, "BLOCK_WORK", work)  # many blocks, and a ragged last one
+    monkeypatch.setattr(shifted_conv, "BLOCKS_PER_GROUP", group)
+    monkeypatch.setattr(backend, "_num_threads", threads)
+    _conv_fast_equals_plain(case, device)
 
 
-def test_conv2d_float32_at_a_vgg_shape_matches_reference(device: str) -> None:
+def test_the_thread_count_is_read_at_every_call(device: str) -> None:
+    before = backend.get_num_threads()
+    try:
+        for threads in (1, 3, 2):
+            backend.set_num_threads(threads)
+            _conv_fast_equals_plain({"n": 2, "c_in": 4, "c_out": 3, "h": 9, "w": 9, "kh": 3, "kw": 3, "stride": (1, 1),
+                                     "ph": 1, "pw": 1, "bias": True, "x_grad": True}, device)
+            assert backend.get_num_threads() == threads
+    finally:
+        backend.set_num_threads(before)
+
+
+def test_conv2d_float32_at_a_vgg_shape_matches_the_plain_op(device: str) -> None:
     case = {"n": 4, "c_in": 32, "c_out": 32, "h": 16, "w": 16, "kh": 3, "kw": 3, "stride": (1, 1),
             "ph": 1, "pw": 1, "bias": True, "x_grad": True}
-    _conv_against_reference(case, device, np.float32, 2e-4)
+    _conv_fast_equals_plain(case, device, np.float32, 2e-4)
 
 
-def test_conv2d_first_layer_float32_matches_reference(device: str) -> None:
+def test_conv2d_first_layer_float32_matches_the_plain_op(device: str) -> None:
     case = {"n": 4, "c_in": 3, "c_out": 8, "h": 12, "w": 12, "kh": 3, "kw": 3, "stride": (1, 1),
             "ph": 1, "pw": 1, "bias": False, "x_grad": False}
-    _conv_against_reference(case, device, np.float32, 2e-4)
+    _conv_fast_equals_plain(case, device, np.float32, 2e-4)
+
+
+@pytest.mark.parametrize("use_fast", [True, False], ids=["fast", "plain"])
+def test_conv2d_of_an_empty_batch_has_zero_weight_gradients(use_fast: bool, device: str) -> None:
+    x = md.Tensor(_data((0, 3, 5, 5), 0, device), requires_grad=True)
+    w = md.Tensor(_data((4, 3, 3, 3), 1, device), requires_grad=True)
+    b = md.Tensor(_data((4,), 2, device), requires_grad=True)
+    with md.ops.use_fast_kernels(use_fast):
+        y = F.conv2d(x, w, b, padding=1)
+        assert y.shape == (0, 4, 5, 5)
+        y.sum().backward()
+    assert x.grad.shape == (0, 3, 5, 5)
+    _close(w.grad, np.zeros((4, 3, 3, 3)))
+    _close(b.grad, np.zeros(4))
 
 
 def test_conv2d_output_is_stored_channels_last(device: str) -> None:
@@ -117,31 +190,20 @@ def test_conv2d_accepts_inputs_in_any_memory_layout(layout: str, device: str) ->
         x = base.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
     elif layout == "transposed_view":
         x = _data((2, 3, 7, 5), 0, device).transpose(0, 1, 3, 2)
-        base = x.copy()
     else:
         x = base
     w = _data((4, 3, 3, 3), 1, device)
-    want, backward = reference.conv2d(base, w, None, (1, 1), (1, 1))
-    g = _data(want.shape, 2, device)
-    got, grads = _run(lambda x, w: F.conv2d(x, w, padding=1), [x, w], [True, True], g)
-    _close(got, want)
-    _close(grads[0], backward(g)[0])
+    g = _data((2, 4, 5, 7), 2, device)
+    _fast_equals_plain(lambda x, w: F.conv2d(x, w, padding=1), [x, w], [True, True], g)
 
 
-def test_conv2d_chain_of_layers_matches_reference(device: str) -> None:
+def test_conv2d_chain_of_layers_matches_the_plain_ops(device: str) -> None:
     """Conv -> conv: the second reads the first's channels-last output; gradients through both."""
     x = _data((2, 3, 6, 6), 0, device)
     w1, w2 = _data((4, 3, 3, 3), 1, device), _data((5, 4, 3, 3), 2, device)
-    h, back1 = reference.conv2d(x, w1, None, (1, 1), (1, 1))
-    y, back2 = reference.conv2d(h, w2, None, (1, 1), (1, 1))
-    g = _data(y.shape, 3, device)
-    gh, gw2, _ = back2(g)
-    gx, gw1, _ = back1(gh)
-    got, grads = _run(lambda x, a, b: F.conv2d(F.conv2d(x, a, padding=1), b, padding=1),
-                      [x, w1, w2], [True, True, True], g)
-    _close(got, y)
-    for have, want in zip(grads, (gx, gw1, gw2)):
-        _close(have, want)
+    g = _data((2, 5, 6, 6), 3, device)
+    _fast_equals_plain(lambda x, a, b: F.conv2d(F.conv2d(x, a, padding=1), b, padding=1),
+                       [x, w1, w2], [True, True, True], g)
 
 
 # --- pooling ---------------------------------------------------------------------------------
@@ -153,7 +215,7 @@ pool_cases = st.fixed_dictionaries({
 })
 
 
-def _pool_against_reference(op: str, case: dict, device: str) -> None:
+def _pool_fast_equals_plain(op: str, case: dict, device: str) -> None:
     kernel = (min(case["kh"], case["h"]), min(case["kw"], case["w"]))
     padding = (min(case["padding"], kernel[0] // 2), min(case["padding"], kernel[1] // 2))
     stride = kernel if case["stride"] is None else (case["stride"],) * 2 if isinstance(case["stride"], int) else case["stride"]
@@ -163,29 +225,29 @@ def _pool_against_reference(op: str, case: dict, device: str) -> None:
     x = to_device(values, device)
     if case["channels_last"]:
         x = x.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
-    fast = F.max_pool2d if op == "max" else F.avg_pool2d
-    ref = reference.max_pool2d if op == "max" else reference.avg_pool2d
-    want, backward = ref(x, kernel, stride, padding)
-    g = _data(want.shape, 1, device)
-    got, grads = _run(lambda t: fast(t, kernel, stride, padding), [x], [True], g)
-    _close(got, want)
-    _close(grads[0], backward(g)[0])
+    pool = F.max_pool2d if op == "max" else F.avg_pool2d
+    oh = (case["h"] + 2 * padding[0] - kernel[0]) // stride[0] + 1
+    ow = (case["w"] + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    g = _data((case["n"], case["c"], oh, ow), 1, device)
+    _fast_equals_plain(lambda t: pool(t, kernel, stride, padding), [x], [True], g)
 
 
 @SETTINGS
 @given(case=pool_cases)
-def test_max_pool2d_equals_reference(case: dict, device: str) -> None:
-    _pool_against_reference("max", case, device)
+def test_max_pool2d_fast_equals_plain(case: dict, device: str) -> None:
+    _pool_fast_equals_plain("max", case, device)
 
 
 @SETTINGS
 @given(case=pool_cases)
-def test_avg_pool2d_equals_reference(case: dict, device: str) -> None:
-    _pool_against_reference("avg", case, device)
+def test_avg_pool2d_fast_equals_plain(case: dict, device: str) -> None:
+    _pool_fast_equals_plain("avg", case, device)
 
 
 @pytest.mark.parametrize("op", ["max", "avg"])
 def test_pooling_keeps_a_channels_last_input_channels_last(op: str, device: str) -> None:
+    if device != "cpu":
+        pytest.skip("a fast CPU kernel")
     x = _data((2, 3, 8, 8), 0, device).transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
     t = md.Tensor(x, requires_grad=True)
     seen: list[Any] = []
@@ -196,10 +258,14 @@ def test_pooling_keeps_a_channels_last_input_channels_last(op: str, device: str)
     assert seen[0].strides[1] == seen[0].itemsize
 
 
-def test_adaptive_avg_pool2d_gradient_is_the_spread_mean(device: str) -> None:
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_adaptive_avg_pool2d_fast_equals_plain_and_spreads_the_mean(channels_last: bool, device: str) -> None:
     x = _data((2, 3, 4, 5), 0, device)
+    if channels_last:
+        x = x.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
     g = _data((2, 3, 1, 1), 1, device)
-    got, grads = _run(lambda t: F.adaptive_avg_pool2d(t, 1), [x], [True], g)
+    _fast_equals_plain(lambda t: F.adaptive_avg_pool2d(t, 1), [x], [True], g)
+    got, grads, _ = _run(lambda t: F.adaptive_avg_pool2d(t, 1), [x], [True], g, use_fast=False)
     _close(got, x.mean(axis=(2, 3), keepdims=True))
     _close(grads[0], np.broadcast_to(as_numpy(g) / 20, (2, 3, 4, 5)))
 
@@ -207,35 +273,64 @@ def test_adaptive_avg_pool2d_gradient_is_the_spread_mean(device: str) -> None:
 # --- batch norm ------------------------------------------------------------------------------
 
 @SETTINGS
-@given(n=st.integers(2, 4), c=st.integers(1, 4), hw=st.sampled_from([None, (1, 1), (3, 4)]), channels_last=st.booleans())
-def test_batch_norm_training_equals_reference(n: int, c: int, hw: Any, channels_last: bool, device: str) -> None:
+@given(n=st.integers(2, 4), c=st.integers(1, 4), hw=st.sampled_from([None, (1, 1), (3, 4)]), channels_last=st.booleans(),
+       training=st.booleans())
+def test_batch_norm_fast_equals_plain(n: int, c: int, hw: Any, channels_last: bool, training: bool, device: str) -> None:
     shape = (n, c) if hw is None else (n, c, *hw)
     x = _data(shape, 0, device)
     if channels_last and hw is not None:
         x = x.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
     gamma, beta = _data((c,), 1, device), _data((c,), 2, device)
-    want, backward = reference.batch_norm(x, gamma, beta)
     g = _data(shape, 3, device)
-    got, grads = _run(lambda x, a, b: F.batch_norm(x, None, None, a, b, training=True),
-                      [x, gamma, beta], [True, True, True], g)
-    _close(got, want, 1e-9, 1e-9)
-    for have, expected in zip(grads, backward(g)):
-        _close(have, expected, 1e-9, 1e-9)
+    stats = [(_data((c,), 4, device), 1 + _data((c,), 5, device) ** 2) for _ in range(2)]
+    calls = iter(stats)
+
+    def bn(x, a, b):
+        mean, var = next(calls)
+        return F.batch_norm(x, mean, var, a, b, training=training)
+
+    _fast_equals_plain(bn, [x, gamma, beta], [True, True, True], g, 1e-9)
+    _close(stats[0][0], stats[1][0], 1e-12, 1e-12)  # both updated the running statistics alike
+    _close(stats[0][1], stats[1][1], 1e-12, 1e-12)
 
 
-def test_batch_norm_backward_does_not_depend_on_a_later_running_stat_update(device: str) -> None:
+@pytest.mark.parametrize("use_fast", [True, False], ids=["fast", "plain"])
+def test_batch_norm_backward_does_not_depend_on_a_later_running_stat_update(use_fast: bool, device: str) -> None:
     """Evaluation-mode backward uses the statistics of its forward, even if they change in between."""
     x = _data((4, 3, 2, 2), 0, device)
     mean, var = _data((3,), 1, device), 1 + _data((3,), 2, device) ** 2
     g = _data(x.shape, 3, device)
     t = md.Tensor(x, requires_grad=True)
     gamma = md.Tensor(_data((3,), 4, device), requires_grad=True)
-    y = F.batch_norm(t, mean, var, gamma, None, training=False)
+    with md.ops.use_fast_kernels(use_fast):
+        y = F.batch_norm(t, mean, var, gamma, None, training=False)
     expected = (as_numpy(g) * ((as_numpy(x) - as_numpy(mean).reshape(1, 3, 1, 1))
                 / np.sqrt(as_numpy(var).reshape(1, 3, 1, 1) + 1e-5))).sum(axis=(0, 2, 3))
     mean += 5  # as a training step elsewhere would
     y.backward(g)
     _close(gamma.grad, expected)
+
+
+# --- a whole network ---------------------------------------------------------------------------
+
+def test_a_vgg_with_batch_norm_gives_the_same_loss_and_gradients_with_and_without_fast_kernels(device: str) -> None:
+    """Conv, batch norm, leaky ReLU, average pooling and the head, chained: every layout hand-over."""
+    from minideep.models.vgg import VGG
+
+    model = VGG(1, num_filters=8, num_classes=10, batch_norm=True, dtype=np.float64).to(device)
+    x = _data((4, 3, 16, 16), 0, device)
+    y = to_device(np.array([1, 2, 3, 4]), device)
+    results = []
+    for use_fast in (False, True):
+        model.zero_grad()
+        with md.ops.use_fast_kernels(use_fast):
+            loss = F.cross_entropy(model(md.Tensor(x)), y)
+            loss.backward()
+        results.append((loss.item(), {name: as_numpy(p.grad).copy() for name, p in model.named_parameters()}))
+    (plain_loss, plain_grads), (fast_loss, fast_grads) = results
+    assert abs(plain_loss - fast_loss) < 1e-12
+    for name, grad in plain_grads.items():
+        _close(fast_grads[name], grad, 1e-9, 1e-11)
 
 
 # --- the GPU path ----------------------------------------------------------------------------

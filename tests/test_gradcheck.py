@@ -109,13 +109,24 @@ def test_a_nan_gradient_is_caught(randn):
     assert md.gradcheck(lambda x: NanBackward()(x), [randn(3)], verbose=False) is False
 
 
-def test_float32_inputs_are_checked_in_float64(randn):
-    x = md.tensor(np.random.default_rng(0).standard_normal((3, 3)).astype(np.float32), requires_grad=True)
-    assert md.gradcheck(lambda x: (x * x * x).sum(axis=1), [x])
-    assert x.dtype == np.float64
+def test_float32_inputs_are_checked_in_float64_without_converting_the_callers_tensor(randn):
+    values = np.random.default_rng(0).standard_normal((3, 3)).astype(np.float32)
+    x = md.tensor(values, requires_grad=True)
+    data = x.data
+    assert md.gradcheck(lambda x: (x * x * x).sum(axis=1), [x], atol=1e-8, rtol=1e-7)  # float64 precision
+    assert x.dtype == np.float32 and x.data is data and x.grad is None
+    np.testing.assert_array_equal(x.data, values)
 
 
-def test_non_contiguous_inputs_are_nudged_in_place(device):
+def test_the_callers_float64_tensor_and_its_grad_are_left_alone(randn):
+    x = randn(2, 3)
+    x.grad = np.full((2, 3), 7.0)
+    data = x.data
+    assert md.gradcheck(lambda t: (t * t).sum(), [x])
+    assert x.data is data and np.all(x.grad == 7.0)
+
+
+def test_non_contiguous_inputs_are_checked(device):
     # A transposed array: nudging a reshaped copy instead of the data itself would see no change.
     values = np.random.default_rng(0).standard_normal((3, 4)).T
     x = md.tensor(md.backend.to_device(values, device), requires_grad=True)
@@ -136,3 +147,13 @@ def test_no_input_requiring_grad_is_a_value_error(randn):
 def test_fn_must_return_a_tensor(randn):
     with pytest.raises(TypeError, match="gradcheck: fn must return a Tensor"):
         md.gradcheck(lambda x: x.data, [randn(3)])
+
+
+def test_a_float32_module_is_checked_through_its_own_parameters_and_left_float32():
+    """fn may reach the inputs through a module (lambda x, *p: model(x)); the parameters come back as they were."""
+    model = md.nn.Linear(3, 2)
+    x = md.tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+    params = list(model.parameters())
+    arrays = [p.data for p in params]
+    assert md.gradcheck(lambda x, *p: model(x), [x, *params])
+    assert all(p.data is a and p.dtype == np.float32 and p.grad is None for p, a in zip(params, arrays))

@@ -104,3 +104,26 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot(randn, on_device):
     F.cross_entropy(logits, on_device(target), reduction="sum").backward()
     probs = np.exp(_log_softmax(logits.numpy()))
     np.testing.assert_allclose(md.backend.as_numpy(logits.grad), probs - np.eye(4)[target], rtol=1e-13)
+
+
+def test_cross_entropy_refuses_a_list_by_name():
+    with pytest.raises(TypeError, match="cross_entropy: input must be a Tensor .* got list"):
+        F.cross_entropy([[0.0, 1.0]], np.array([1]))
+
+
+@pytest.mark.parametrize("reduction, expected", [("mean", np.nan), ("sum", 0.0)])
+def test_cross_entropy_of_an_empty_batch_is_pytorchs(torch, reduction, expected):
+    """PyTorch's behaviour, without NumPy warnings: NaN for the mean of nothing, 0 for the sum."""
+    import warnings
+
+    logits = md.tensor(np.zeros((0, 3)), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" or 0/0 warning
+        loss = F.cross_entropy(logits, np.zeros(0, dtype=np.int64), reduction=reduction)
+        loss.backward()
+    want = torch.nn.functional.cross_entropy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), reduction=reduction)
+    np.testing.assert_equal(loss.item(), want.item())
+    np.testing.assert_equal(loss.item(), expected)
+    assert logits.grad.shape == (0, 3)
+    none = F.cross_entropy(logits, np.zeros(0, dtype=np.int64), reduction="none")
+    assert none.shape == (0,)

@@ -7,6 +7,13 @@ import pytest
 import minideep as md
 import minideep.nn.functional as F
 
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def kernels(request):
+    """Every test here runs with the fast CPU kernels and with the plain (textbook) ops."""
+    with md.ops.use_fast_kernels(request.param == "fast"):
+        yield request.param
+
+
 SHAPES = [(6, 3), (4, 2, 3, 3), (2, 3, 1, 2)]
 
 
@@ -108,3 +115,14 @@ def test_eps(randn):
     y = F.batch_norm(x, None, None, training=True, eps=0.5)
     expected = reference(xv, xv.mean(axis=0), xv.var(axis=0), np.ones(2), np.zeros(2), eps=0.5)
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-5, float("nan")])
+def test_batch_norm_refuses_eps_that_is_not_positive(eps):
+    x = md.tensor(np.random.default_rng(0).standard_normal((4, 3)))
+    with pytest.raises(ValueError, match="batch_norm: eps must be > 0"):
+        F.batch_norm(x, None, None, training=True, eps=eps)
+    with pytest.raises(ValueError, match="BatchNorm1d: eps must be a number > 0"):
+        md.nn.BatchNorm1d(3, eps=eps)
+    with pytest.raises(ValueError, match="BatchNorm2d: eps must be a number > 0"):
+        md.nn.BatchNorm2d(3, eps=eps)

@@ -8,6 +8,13 @@ import minideep as md
 import minideep.nn.functional as F
 
 
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def kernels(request):
+    """Every test here runs with the fast CPU kernels and with the plain (textbook) ops."""
+    with md.ops.use_fast_kernels(request.param == "fast"):
+        yield request.param
+
+
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 

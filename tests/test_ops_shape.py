@@ -43,7 +43,8 @@ def test_flatten(randn, start_axis, shape):
 
 
 def test_flatten_default_keeps_the_batch_axis(randn):
-    assert randn(2, 3, 2, 2).flatten().shape == (2, 12)
+    assert randn(2, 3, 2, 2).flatten().shape == (24,)  # everything, as torch.flatten
+    assert randn(2, 3, 2, 2).flatten(1).shape == (2, 12)
 
 
 KEYS = {

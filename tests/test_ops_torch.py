@@ -128,7 +128,9 @@ CASES += [
     Case("reshape", [(2, 3, 4)], lambda x: x.reshape(4, -1), lambda x: x.reshape(4, -1)),
     Case("transpose", [(2, 3, 4)], lambda x: x.transpose(2, 0, 1), lambda x: x.permute(2, 0, 1)),
     Case("T", [(2, 3, 4)], lambda x: x.T, lambda x: x.permute(2, 1, 0)),
-    Case("flatten", [(2, 3, 2, 2)], lambda x: x.flatten(), lambda x: torch.flatten(x, start_dim=1)),
+    Case("flatten", [(2, 3, 2, 2)], lambda x: x.flatten(), lambda x: torch.flatten(x)),
+    Case("flatten 1", [(2, 3, 2, 2)], lambda x: x.flatten(1), lambda x: torch.flatten(x, start_dim=1)),
+    Case("flatten 1..2", [(2, 3, 2, 2)], lambda x: x.flatten(1, 2), lambda x: torch.flatten(x, 1, 2)),
     Case("flatten 0", [(2, 3, 2)], lambda x: x.flatten(0), lambda x: torch.flatten(x, start_dim=0)),
     Case("getitem int", [(3, 4)], lambda x: x[1], lambda x: x[1]),
     Case("getitem slices", [(5, 6)], lambda x: x[1:4, ::2], lambda x: x[1:4, ::2]),
@@ -267,7 +269,7 @@ def test_a_small_network_agrees_with_pytorch(device):
         h = f.relu(f.batch_norm(f.conv2d(t["x"], t["w1"], padding=1), None, None, t["g"], t["beta"], training=True))
         h = f.max_pool2d(h, 2)
         h = h + f.conv2d(h, t["w2"], padding=1)  # a residual shortcut
-        h = h.flatten() if lib is md else torch.flatten(h, 1)
+        h = h.flatten(1) if lib is md else torch.flatten(h, 1)
         return f.cross_entropy(f.linear(h, t["wl"], t["bl"]), target)
 
     ours = {k: md.tensor(to_device(v, device), requires_grad=True) for k, v in arrays.items()}

@@ -114,8 +114,9 @@ def activation_kind(module: Any, output: Tensor) -> str | None:
     """
     names = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
     kind = names.get(type(module).__name__)
-    if kind is None and output.grad_fn is not None:
-        kind = names.get(type(output.grad_fn).__name__)
+    if kind is None and output.grad_fn is not None:  # backward nodes are named as PyTorch's: ReluBackward, ...
+        ops = {"ReluBackward": "relu", "LeakyReluBackward": "leaky_relu", "SigmoidBackward": "sigmoid", "TanhBackward": "tanh"}
+        kind = ops.get(type(output.grad_fn).__name__)
     return kind
 
 

@@ -25,6 +25,8 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got {num_features!r}")
         if momentum is not None and not 0 <= momentum <= 1:
             raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got {momentum}")
+        if not isinstance(eps, (int, float)) or not eps > 0:  # eps <= 0 lets 1/sqrt(var + eps) blow up
+            raise ValueError(f"{type(self).__name__}: eps must be a number > 0, got {eps!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import RemovableHandle, Tensor
 from ..backend import check_device, device_of, get_array_module, to_device
 
 
@@ -44,20 +44,6 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
-
-
-class RemovableHandle:
-    """Returned by ``register_forward_hook``; ``handle.remove()`` takes the hook off again."""
-
-    _next_id = 0
-
-    def __init__(self, hooks: "OrderedDict[int, Callable]") -> None:
-        self._hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
 
 
 class IncompatibleKeys(NamedTuple):

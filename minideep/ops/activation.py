@@ -6,7 +6,7 @@ from ..backend import get_array_module
 
 
 # --8<-- [start:relu]
-class ReLU(Function):
+class ReluBackward(Function):
     """y = max(x, 0).   dy/dx = 1 where x > 0, else 0."""
 
     def forward(self, x):
@@ -18,7 +18,7 @@ class ReLU(Function):
 # --8<-- [end:relu]
 
 
-class LeakyReLU(Function):
+class LeakyReluBackward(Function):
     """y = x if x > 0 else a*x.   dy/dx = 1 where x > 0, else a."""
 
     def __init__(self, negative_slope: float) -> None:
@@ -42,7 +42,7 @@ class LeakyReLU(Function):
 
 
 # --8<-- [start:sigmoid]
-class Sigmoid(Function):
+class SigmoidBackward(Function):
     """y = 1 / (1 + e^-x).   dy/dx = y (1 - y).
 
     Computed from e^-|x|, which is at most 1, so no exponential overflows at |x| = 1000.
@@ -59,7 +59,7 @@ class Sigmoid(Function):
 # --8<-- [end:sigmoid]
 
 
-class Softmax(Function):
+class SoftmaxBackward(Function):
     """y_i = e^{x_i} / sum_j e^{x_j} along ``axis``.   dL/dx = y * (g - sum(g * y))."""
 
     def __init__(self, axis: int) -> None:
@@ -77,7 +77,7 @@ class Softmax(Function):
         return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmaxBackward(Function):
     """y_i = x_i - log sum_j e^{x_j} along ``axis``.   dL/dx = g - softmax(x) * sum(g)."""
 
     def __init__(self, axis: int) -> None:
@@ -102,24 +102,24 @@ def log_softmax_array(x, axis: int):
 
 def relu(x: Tensor) -> Tensor:
     """Rectified linear unit, max(x, 0)."""
-    return ReLU()(x)
+    return ReluBackward()(x)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """Leaky ReLU: x for x > 0, ``negative_slope * x`` otherwise."""
-    return LeakyReLU(negative_slope)(x)
+    return LeakyReluBackward(negative_slope)(x)
 
 
 def sigmoid(x: Tensor) -> Tensor:
     """Logistic sigmoid 1 / (1 + e^-x), stable for large |x|."""
-    return Sigmoid()(x)
+    return SigmoidBackward()(x)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """Softmax along ``axis``."""
-    return Softmax(axis)(x)
+    return SoftmaxBackward(axis)(x)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """Log of the softmax along ``axis``, computed without overflow."""
-    return LogSoftmax(axis)(x)
+    return LogSoftmaxBackward(axis)(x)

@@ -15,7 +15,7 @@ def _check_broadcast(op: str, a: Any, b: Any) -> None:
 
 
 # --8<-- [start:add]
-class Add(Function):
+class AddBackward(Function):
     """y = a + b.   dL/da = sum_to(g, a.shape), dL/db = sum_to(g, b.shape)."""
 
     def forward(self, a, b):
@@ -28,7 +28,7 @@ class Add(Function):
 # --8<-- [end:add]
 
 
-class Sub(Function):
+class SubBackward(Function):
     """y = a - b.   dL/da = g, dL/db = -g (each summed back to its shape)."""
 
     def forward(self, a, b):
@@ -41,7 +41,7 @@ class Sub(Function):
 
 
 # --8<-- [start:mul]
-class Mul(Function):
+class MulBackward(Function):
     """y = a * b.   dL/da = g * b, dL/db = g * a."""
 
     def forward(self, a, b):
@@ -57,7 +57,7 @@ class Mul(Function):
 
 
 # --8<-- [start:div]
-class Div(Function):
+class DivBackward(Function):
     """y = a / b.   dL/da = g / b, dL/db = -g * a / b^2."""
 
     def forward(self, a, b):
@@ -72,7 +72,7 @@ class Div(Function):
 # --8<-- [end:div]
 
 
-class Neg(Function):
+class NegBackward(Function):
     """y = -x.   dL/dx = -g."""
 
     def forward(self, x):
@@ -83,7 +83,7 @@ class Neg(Function):
 
 
 # --8<-- [start:pow]
-class Pow(Function):
+class PowBackward(Function):
     """y = x^p for a constant exponent p.   dL/dx = g * p * x^(p-1)."""
 
     def __init__(self, exponent: float) -> None:
@@ -101,7 +101,7 @@ class Pow(Function):
 # --8<-- [end:pow]
 
 
-class MatMul(Function):
+class MatmulBackward(Function):
     """Y = A @ B (the last two axes are matrices; leading axes broadcast).
 
     dL/dA = G @ B^T,  dL/dB = A^T @ G, each summed back over broadcast batch axes.
@@ -129,36 +129,36 @@ class MatMul(Function):
 
 def add(a: Tensor, b: Any) -> Tensor:
     """Elementwise ``a + b`` with broadcasting."""
-    return Add()(a, as_tensor_like(b, a))
+    return AddBackward()(a, as_tensor_like(b, a))
 
 
 def sub(a: Tensor, b: Any) -> Tensor:
     """Elementwise ``a - b`` with broadcasting."""
-    return Sub()(a, as_tensor_like(b, a))
+    return SubBackward()(a, as_tensor_like(b, a))
 
 
 def mul(a: Tensor, b: Any) -> Tensor:
     """Elementwise ``a * b`` with broadcasting."""
-    return Mul()(a, as_tensor_like(b, a))
+    return MulBackward()(a, as_tensor_like(b, a))
 
 
 def div(a: Tensor, b: Any) -> Tensor:
     """Elementwise ``a / b`` with broadcasting."""
-    return Div()(a, as_tensor_like(b, a))
+    return DivBackward()(a, as_tensor_like(b, a))
 
 
 def neg(x: Tensor) -> Tensor:
     """``-x``."""
-    return Neg()(x)
+    return NegBackward()(x)
 
 
 def power(x: Tensor, exponent: float) -> Tensor:
     """``x ** exponent`` for a constant (non-tensor) exponent."""
     if isinstance(exponent, Tensor):
         raise TypeError("pow: the exponent must be a Python number, not a tensor")
-    return Pow(exponent)(x)
+    return PowBackward(exponent)(x)
 
 
 def matmul(a: Tensor, b: Any) -> Tensor:
     """Matrix product ``a @ b`` of tensors with at least two dimensions."""
-    return MatMul()(a, as_tensor_like(b, a))
+    return MatmulBackward()(a, as_tensor_like(b, a))

@@ -1,85 +1,56 @@
-"""2-D convolution (cross-correlation, as in every deep-learning library).
+"""2-D convolution (cross-correlation, as in every deep-learning library), the textbook way: im2col.
 
-The index arithmetic, once. With the input padded by p on each side and stride s, output
-pixel (oh, ow) sees the input pixels (s*oh + i, s*ow + j) for kernel offsets i < kh, j < kw,
-so OH = (H + 2p - kh) // s + 1 (likewise OW), and
+The index arithmetic, once. Pad the input x (N, C, H, W) with p_h rows and p_w columns of
+zeros on each side. With stride (s_h, s_w), output pixel (oh, ow) reads the input pixels
+(s_h*oh + i, s_w*ow + j) for the kernel offsets 0 <= i < kh, 0 <= j < kw. The last window
+must fit inside the padded input, so
 
-    y[n, o, oh, ow] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, s*oh + i, s*ow + j].
+    OH = (H + 2 p_h - kh) // s_h + 1        (likewise OW), and
+    y[n, o, oh, ow] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, s_h*oh + i, s_w*ow + j].
 
-Two ways to compute it, both a few large matrix products:
+im2col turns this sum into one matrix product. It copies every window into a row of a matrix
+``cols`` with N*OH*OW rows (one per output pixel, in the order (n, oh, ow)) and C*kh*kw
+columns (one per weight, in the order (c, i, j), the order of ``W.reshape(C_out, -1)``). For a
+fixed offset (i, j), the strided slice
 
-* stride 1, "shifted matrix products" (the fast path). Store the padded input channels-last
-  (NHWC) and flatten it to a matrix X with one row per padded pixel, row
-  r = n*Hp*Wp + h*Wp + w, and one column per channel. The pixel (oh + i, ow + j) is then row
-  q + i*Wp + j, where q = n*Hp*Wp + oh*Wp + ow is output pixel (oh, ow)'s own row. So
+    x_pad[:, :, i : i + s_h*OH : s_h, j : j + s_w*OW : s_w]          (N, C, OH, OW)
 
-      Y[q] = sum_{i,j} X[q + i*Wp + j] @ W_ij,   W_ij = W[:, :, i, j]^T  (C_in x C_out):
+holds the pixel at offset (i, j) of every window at once, so building ``cols`` is a loop over
+the kh*kw offsets, never over pixels. Then
 
-  kh*kw matrix products of row-shifted slices of X, no column matrix at all. Y is computed
-  on the whole padded grid (rows with oh >= OH or ow >= OW are junk) and cropped: a view.
-* any stride, im2col: copy, for every kernel offset, the strided slice of x_pad into a column
-  matrix (one row per output pixel, one column per (i, j, channel)) and multiply once.
+    Y = cols @ W2^T + b,        W2 = W.reshape(C_out, C*kh*kw),    Y (N*OH*OW, C_out).
 
-The backward pass of the shifted form is the same sum read in reverse: each output row q
-sent X[q + off] @ W_ij forward, so dX[q + off] += G[q] @ W_ij^T and dW_ij = sum_q X[q + off]^T G[q]
-(G = dL/dY on the padded grid, zero on the junk rows). Written as a gather over dX's rows,
-dX[r] = sum_ij G[r - off_ij] @ W_ij^T, it is again a sum of shifted products (the convolution
-of G with the flipped kernel), so forward and backward share one routine, ``shifted_matmul``.
+Backward reads the same product the other way. With G = dL/dY:
 
-The output keeps the channels-last memory of Y behind its (N, C, H, W) shape. NumPy's
-elementwise ops preserve that layout, so the next convolution reads its input without a
-transposing copy.
+    dL/dW2 = G^T cols,   dL/db = sum of G over rows,   dL/dcols = G W2,
+
+and dL/dx = col2im(G W2). col2im is the adjoint (the transpose) of im2col: every entry of a
+column goes back, added, onto the input pixel it was copied from, so a pixel that sits in
+several windows receives the sum of their gradients. The zero padding's share is dropped.
+
+This file is the whole convolution; ``minideep/ops/fast/`` holds faster CPU kernels for the
+same op (chosen in ``fast.kernel_for``; ``md.ops.use_fast_kernels(False)`` runs this one).
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
+
+import numpy as np
 
 from ..autograd import Function, Tensor
-from ..backend import get_array_module, get_num_threads
-
-#: Multiply-adds per matrix product on the CPU (about half a million). Rows go in blocks of
-#: BLOCK_WORK // (C_in * C_out): a block of Y and the rows of X it reads stay in the core's
-#: cache while the kh*kw products are summed into it (measured best among 2^18..2^21).
-#: Each product runs on one OpenBLAS thread (``md.set_num_threads`` sets one, and a product
-#: this small would get one anyway): OpenBLAS's threads spin-wait for each other, which is
-#: very slow (10x and worse) when other processes share the cores. The cores are used by
-#: ``md.get_num_threads()`` Python threads instead, each taking a contiguous share of the
-#: rows (NumPy releases the GIL inside ``matmul``).
-BLOCK_WORK = 1 << 19
-#: Blocks summed together per pass: fewer trips through Python, partial sums still in cache.
-BLOCKS_PER_GROUP = 8
-#: Inputs with fewer channels than this (an RGB image) get their kernel rows folded (see
-#: ``Conv2d._shifted_operands``): products of width C_in = 3 are too thin to run fast.
-FOLD_BELOW_CHANNELS = 16
-_pool: ThreadPoolExecutor | None = None
-_pool_owner: tuple[int, int] | None = None  # (workers, pid) the pool was made for
-
-
-def _in_parallel(task: Callable[[int, int], Any], total: int) -> list[Any]:
-    """[task(start, stop)] over ``get_num_threads()`` contiguous shares of range(total), run in threads."""
-    global _pool, _pool_owner
-    threads = get_num_threads()
-    bounds = [total * k // threads for k in range(threads + 1)]
-    shares = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-    if len(shares) < 2:
-        return [task(a, b) for a, b in shares]
-    owner = (threads, os.getpid())
-    if _pool is None or _pool_owner != owner:  # a new count, or a forked child (it has none of the parent's threads)
-        if _pool is not None and _pool_owner[1] == owner[1]:
-            _pool.shutdown(wait=False)
-        _pool, _pool_owner = ThreadPoolExecutor(threads, thread_name_prefix="minideep-conv"), owner
-    return [f.result() for f in [_pool.submit(task, a, b) for a, b in shares]]
+from ..backend import get_array_module
+from . import fast
 
 
 def pair(value: Any, name: str, op: str) -> tuple[int, int]:
-    """An int or a pair of ints as a pair of non-negative ints."""
-    if isinstance(value, int):
-        value = (value, value)
-    if len(value) != 2 or not all(isinstance(v, int) and v >= 0 for v in value):
+    """An int or a pair of ints (NumPy integers too) as a pair of non-negative Python ints."""
+    is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))  # noqa: E731
+    values = (value, value) if is_int(value) else value
+    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(is_int(v) for v in values):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(values) < 0:
         raise ValueError(f"{op}: {name} must be a non-negative int or a pair of them, got {value!r}")
-    return tuple(value)
+    return int(values[0]), int(values[1])
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -87,262 +58,160 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def pad_channels_last(x, ph: int, pw: int, front_rows: int = 0):
-    """x (N, C, H, W) copied into a zero-padded channels-last (N, H + 2ph, W + 2pw, C) array.
-
-    With ``front_rows`` the array is the tail of a flat (front_rows + N*Hp*Wp, C) buffer whose
-    first ``front_rows`` rows are zeros too; ``shifted_matmul`` then may read before row 0.
-    """
+# --8<-- [start:im2col]
+def im2col_array(x, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]):
+    """The windows of x (N, C, H, W) as rows: (N*OH*OW, C*kh*kw), columns in the order (c, i, j)."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    hp, wp = h + 2 * ph, w + 2 * pw
-    flat = xp.empty((front_rows + n * hp * wp, c), dtype=x.dtype)
-    flat[:front_rows] = 0
-    padded = flat[front_rows:].reshape(n, hp, wp, c)
-    # Zero only the border: the interior is overwritten at once.
-    padded[:, :ph], padded[:, ph + h :], padded[:, :, :pw], padded[:, :, pw + w :] = 0, 0, 0, 0
-    padded[:, ph : ph + h, pw : pw + w] = x.transpose(0, 2, 3, 1)
-    return flat, padded
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = xp.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # the pixel at offset (i, j) of every window, as (N, OH, OW, C)
+            cols[:, :, :, :, i, j] = x_pad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw].transpose(0, 2, 3, 1)
+    return cols.reshape(n * oh * ow, c * kh * kw)
 
 
-def shifted_matmul(src, weights, offsets: list[int], out, bias=None) -> None:
-    """out[q] = sum_k src[q + offsets[k]] @ weights[k] (+ bias), for every row q of ``out``.
-
-    ``src`` is (R, C_in), ``weights[k]`` (C_in, C_out), ``out`` (L, C_out) with
-    L + max(offsets) <= R. On the CPU the rows go in groups of BLOCKS_PER_GROUP blocks (see
-    BLOCK_WORK), shared among threads; a GPU takes all rows at once.
-    """
-    xp = get_array_module(src)
-    on_cpu = xp.__name__ == "numpy"
-    block = max(1, BLOCK_WORK // (src.shape[1] * out.shape[1])) if on_cpu else out.shape[0]
-    group = block * BLOCKS_PER_GROUP if on_cpu else out.shape[0]
-
-    def rows(first: int, end: int) -> None:
-        scratch = xp.empty((min(group, end - first), out.shape[1]), dtype=out.dtype)
-        for start in range(first, end, group):
-            stop = min(start + group, end)
-            acc, tmp = out[start:stop], scratch[: stop - start]
-            for k, off in enumerate(offsets):
-                blocked_matmul(src[start + off : stop + off], weights[k], acc if k == 0 else tmp, block)
-                if k:
-                    acc += tmp
-            if bias is not None:
-                acc += bias
-
-    if on_cpu:
-        _in_parallel(rows, out.shape[0])
-    else:
-        rows(0, out.shape[0])
+def col2im_array(cols, x_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int]):
+    """The adjoint of ``im2col_array``: add every entry of ``cols`` back onto the pixel it was read from."""
+    xp = get_array_module(cols)
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    cols = cols.reshape(n, oh, ow, c, kh, kw)
+    x_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            x_pad[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return x_pad[:, :, ph : ph + h, pw : pw + w]  # the gradient that fell on the padding is dropped
+# --8<-- [end:im2col]
 
 
-def blocked_matmul(a, b, out, block: int) -> None:
-    """out = a @ b, computed as a stack of products of ``block`` rows of ``a``.
-
-    ``matmul`` on a stack runs one BLAS product per block without coming back to Python, and
-    each product is small enough for one BLAS thread.
-    """
-    xp = get_array_module(a)
-    whole = a.shape[0] // block * block
-    if whole:
-        xp.matmul(a[:whole].reshape(-1, block, a.shape[1]), b, out=out[:whole].reshape(-1, block, out.shape[1]))
-    if whole < a.shape[0]:
-        xp.matmul(a[whole:], b, out=out[whole:])
-
-
-def shifted_weight_grad(src, grad, offsets: list[int]):
-    """dW[k] = sum_q src[q + offsets[k]]^T grad[q]: (len(offsets), C_in, C_out), in blocks like the forward."""
-    xp = get_array_module(src)
-    shape = (len(offsets), src.shape[1], grad.shape[1])
-    on_cpu = xp.__name__ == "numpy"
-    block = max(1, BLOCK_WORK // (shape[1] * shape[2])) if on_cpu else grad.shape[0]
-    group = block * BLOCKS_PER_GROUP if on_cpu else grad.shape[0]
-
-    def rows(first: int, end: int):
-        dw = xp.zeros(shape, dtype=grad.dtype)
-        scratch = xp.empty((max(1, group // block), *shape[1:]), dtype=grad.dtype)
-        for start in range(first, end, group):
-            stop = min(start + group, end)
-            for k, off in enumerate(offsets):
-                dw[k] += blocked_inner_product(src[start + off : stop + off], grad[start:stop], block, scratch)
-        return dw
-
-    if on_cpu:
-        return sum(_in_parallel(rows, grad.shape[0]))
-    return rows(0, grad.shape[0])
-
-
-def blocked_inner_product(a, g, block: int, scratch):
-    """a^T @ g, as the sum of the products of blocks of ``block`` rows (as in ``blocked_matmul``)."""
-    xp = get_array_module(a)
-    count = a.shape[0] // block
-    whole = count * block
-    total = xp.zeros(scratch.shape[1:], dtype=scratch.dtype)
-    if count:
-        parts = scratch[:count]
-        xp.matmul(a[:whole].reshape(count, block, a.shape[1]).transpose(0, 2, 1),
-                  g[:whole].reshape(count, block, g.shape[1]), out=parts)
-        total += parts.sum(axis=0)
-    if whole < a.shape[0]:
-        total += a[whole:].T @ g[whole:]
-    return total
-
-
-class Conv2d(Function):
-    """y[n, o] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, s*oh + i, s*ow + j].
-
-    With X the input as a matrix (columns of im2col, or row-shifted slices of the padded
-    image) and G = dL/dy as (pixels, C_out):
-    dL/dW = X^T G,   dL/db = sum of G over pixels,   dL/dx = the adjoint gather of G W.
-    """
+# --8<-- [start:convolution]
+class ConvolutionBackward(Function):
+    """y = im2col(x) W2^T + b.   dL/dW2 = G^T im2col(x),  dL/db = sum G,  dL/dx = col2im(G W2)."""
 
     def __init__(self, stride: tuple[int, int], padding: tuple[int, int]) -> None:
         self.stride, self.padding = stride, padding
 
     def forward(self, x, weight, bias=None):
-        n, c_in, h, w = x.shape
-        c_out, _, kh, kw = weight.shape
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        self.oh, self.ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-        # Keep a reference to the input (alive anyway as this op's parent), not a padded copy:
-        # backward rebuilds the padding, which costs one copy but saves a whole activation.
+        n, c_out = x.shape[0], weight.shape[0]
+        self.oh = output_size(x.shape[2], weight.shape[2], self.stride[0], self.padding[0])
+        self.ow = output_size(x.shape[3], weight.shape[3], self.stride[1], self.padding[1])
+        # Save x (alive anyway as this op's input), not cols: cols is kh*kw times larger.
         self.x, self.weight = x, weight
-        if self.stride == (1, 1):
-            return self._forward_shifted(x, weight, bias)
-        return self._forward_im2col(x, weight, bias)
-
-    def backward(self, grad):
-        if self.stride == (1, 1):
-            gx, gw, gb = self._backward_shifted(grad)
-        else:
-            gx, gw, gb = self._backward_im2col(grad)
-        return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
-
-    # --- stride 1: shifted matrix products on the flattened padded image -----------------
-    def _shifted_operands(self, flat, wp: int):
-        """(rows to read, weight of each shift, row offset of each shift) for ``shifted_matmul``.
-
-        One product per kernel offset (i, j), reading row q + i*Wp + j. For a narrow input
-        (C_in < FOLD_BELOW_CHANNELS) the kw pixels of a kernel row are first copied side by
-        side, row r of ``wide`` = [X[r], X[r+1], ..., X[r+kw-1]], so that one product per
-        kernel row i, at offset i*Wp and of width kw*C_in, does the work of kw thin ones.
-        """
-        xp = get_array_module(flat)
-        c_out, c_in, kh, kw = self.weight.shape
-        w_ij = xp.ascontiguousarray(self.weight.transpose(2, 3, 1, 0))  # (kh, kw, C_in, C_out)
-        if c_in >= FOLD_BELOW_CHANNELS or kw == 1:
-            return flat, w_ij.reshape(kh * kw, c_in, c_out), [i * wp + j for i in range(kh) for j in range(kw)]
-        rows = flat.shape[0] - (kw - 1)
-        wide = xp.concatenate([flat[j : j + rows] for j in range(kw)], axis=1)
-        return wide, w_ij.reshape(kh, kw * c_in, c_out), [i * wp for i in range(kh)]
-
-    def _forward_shifted(self, x, weight, bias):
-        xp = get_array_module(x)
-        n, c_in, h, w = x.shape
-        c_out, _, kh, kw = weight.shape
-        ph, pw = self.padding
-        flat, padded = pad_channels_last(x, ph, pw)
-        hp, wp = padded.shape[1:3]
-        y = xp.empty((n * hp * wp, c_out), dtype=x.dtype)
-        # Rows q past `last` would read beyond the image: they are junk rows (oh >= OH) anyway.
-        last = n * hp * wp - ((kh - 1) * wp + kw - 1)
-        src, w_k, offsets = self._shifted_operands(flat, wp)
-        # A narrow input's widened copy is small (kw*C_in columns): keep it for dW, do not rebuild it.
-        self.wide = src if src is not flat else None
-        shifted_matmul(src, w_k, offsets, y[:last], bias)
-        return y.reshape(n, hp, wp, c_out)[:, : self.oh, : self.ow].transpose(0, 3, 1, 2)
-
-    def _backward_shifted(self, grad):
-        xp = get_array_module(grad)
-        x, weight = self.x, self.weight
-        n, c_in, h, w = x.shape
-        c_out, _, kh, kw = weight.shape
-        ph, pw = self.padding
-        hp, wp = h + 2 * ph, w + 2 * pw
-        front = (kh - 1) * wp + kw - 1  # the largest offset
-        last = n * hp * wp - front  # rows q beyond this are junk: G is zero there
-        # G on the padded output grid, zero on the junk rows, with `front` zero rows before it
-        # so that the gather dX[r] = sum G[r - off] W_ij^T never reads before its first row.
-        g_flat = xp.zeros((front + n * hp * wp, c_out), dtype=grad.dtype)
-        g_flat[front:].reshape(n, hp, wp, c_out)[:, : self.oh, : self.ow] = grad.transpose(0, 2, 3, 1)
-        g = g_flat[front:]
-        gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            dx = xp.empty((n * hp * wp, c_in), dtype=grad.dtype)
-            w_flipped = xp.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw, c_out, c_in)
-            # dX[r] = sum_ij G[r - off_ij] W_ij^T = sum_ij g_flat[r + front - off_ij] W_ij^T
-            offsets = [front - (i * wp + j) for i in range(kh) for j in range(kw)]
-            shifted_matmul(g_flat, w_flipped, offsets, dx)
-            gx = dx.reshape(n, hp, wp, c_in)[:, ph : ph + h, pw : pw + w].transpose(0, 3, 1, 2)
-        if self.needs_input_grad[1]:
-            if self.wide is not None:
-                src, offsets = self.wide, [i * wp for i in range(kh)]
-            else:
-                src, _, offsets = self._shifted_operands(pad_channels_last(x, ph, pw)[0], wp)
-            dw = shifted_weight_grad(src, g[:last], offsets)  # (kh*kw, C_in, C_out) or (kh, kw*C_in, C_out)
-            gw = dw.reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1).copy()
-        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
-            gb = g.sum(axis=0)
-        return gx, gw, gb
-
-    # --- any stride: im2col -------------------------------------------------------------
-    def _forward_im2col(self, x, weight, bias):
-        n = x.shape[0]
-        c_out = weight.shape[0]
-        cols = im2col(x, weight.shape[2:], self.stride, self.padding, self.oh, self.ow)
-        y = cols @ weight.transpose(0, 2, 3, 1).reshape(c_out, -1).T
+        cols = im2col_array(x, weight.shape[2:], self.stride, self.padding)
+        y = cols @ weight.reshape(c_out, -1).T  # (N*OH*OW, C_out)
         if bias is not None:
             y += bias
         return y.reshape(n, self.oh, self.ow, c_out).transpose(0, 3, 1, 2)
 
-    def _backward_im2col(self, grad):
-        x, weight = self.x, self.weight
-        c_out, c_in, kh, kw = weight.shape
-        g = grad.transpose(0, 2, 3, 1).reshape(-1, c_out)
-        w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, -1)  # columns ordered (i, j, channel)
-        gx = gw = gb = None
-        if self.needs_input_grad[1]:
-            cols = im2col(x, (kh, kw), self.stride, self.padding, self.oh, self.ow)
-            gw = (g.T @ cols).reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2).copy()
-        if self.needs_input_grad[0]:
-            gx = col2im(g @ w2, x.shape, (kh, kw), self.stride, self.padding, self.oh, self.ow)
-        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
-            gb = g.sum(axis=0)
-        return gx, gw, gb
+    def backward(self, grad):
+        c_out, kernel = self.weight.shape[0], self.weight.shape[2:]
+        g = grad.transpose(0, 2, 3, 1).reshape(-1, c_out)  # G: rows in im2col's order (n, oh, ow)
+        needs_x, needs_w = self.needs_input_grad[:2]
+        gx = col2im_array(g @ self.weight.reshape(c_out, -1), self.x.shape, kernel, self.stride, self.padding) if needs_x else None
+        gw = (g.T @ im2col_array(self.x, kernel, self.stride, self.padding)).reshape(self.weight.shape) if needs_w else None
+        if len(self.needs_input_grad) == 2:
+            return gx, gw
+        return gx, gw, g.sum(axis=0)
+# --8<-- [end:convolution]
 
 
-def im2col(x, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], oh: int, ow: int):
-    """Columns (N*OH*OW, kh*kw*C) of x (N, C, H, W): row = output pixel, column = (i, j, channel)."""
-    xp = get_array_module(x)
-    n, c = x.shape[:2]
-    (kh, kw), (sh, sw) = kernel, stride
-    _, padded = pad_channels_last(x, *padding)
-    cols = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, :, i, j] = padded[:, i : i + sh * oh : sh, j : j + sw * ow : sw]
-    return cols.reshape(n * oh * ow, kh * kw * c)
+# --- im2col and col2im as ops of their own (DeZero's step 57: build a convolution from them) ---------
+
+class Im2colBackward(Function):
+    """cols = im2col(x).   dL/dx = col2im(dL/dcols): col2im is im2col's adjoint."""
+
+    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> None:
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return im2col_array(x, self.kernel, self.stride, self.padding)
+
+    def backward(self, grad):
+        return col2im_array(grad, self.x_shape, self.kernel, self.stride, self.padding)
 
 
-def col2im(cols, shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
-           padding: tuple[int, int], oh: int, ow: int):
-    """The adjoint of ``im2col``: add every column entry back onto the input pixel it was read from."""
-    xp = get_array_module(cols)
-    n, c, h, w = shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    cols = cols.reshape(n, oh, ow, kh, kw, c)
-    dx = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dx[:, i : i + sh * oh : sh, j : j + sw * ow : sw] += cols[:, :, :, i, j]
-    return dx[:, ph : ph + h, pw : pw + w].transpose(0, 3, 1, 2)
+class Col2imBackward(Function):
+    """x = col2im(cols).   dL/dcols = im2col(dL/dx): im2col is col2im's adjoint."""
+
+    def __init__(self, x_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int]) -> None:
+        self.x_shape, self.kernel, self.stride, self.padding = x_shape, kernel, stride, padding
+
+    def forward(self, cols):
+        return col2im_array(cols, self.x_shape, self.kernel, self.stride, self.padding)
+
+    def backward(self, grad):
+        return im2col_array(grad, self.kernel, self.stride, self.padding)
+
+
+def _window_geometry(op: str, shape: tuple[int, ...], kernel_size: Any, stride: Any, padding: Any):
+    kernel, stride, padding = pair(kernel_size, "kernel_size", op), pair(stride, "stride", op), pair(padding, "padding", op)
+    if len(shape) != 4:
+        raise ValueError(f"{op}: the image must have shape (N, C, H, W), got {tuple(shape)}")
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ValueError(f"{op}: kernel_size and stride must be at least 1, got {kernel} and {stride}")
+    if shape[2] + 2 * padding[0] < kernel[0] or shape[3] + 2 * padding[1] < kernel[1]:
+        raise ValueError(f"{op}: padded image {shape[2] + 2 * padding[0]}x{shape[3] + 2 * padding[1]} is smaller than the kernel {kernel}")
+    return kernel, stride, padding
+
+
+def im2col(x: Tensor, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """The windows of x (N, C, H, W) as the rows of a matrix (N*OH*OW, C*kh*kw), differentiable.
+
+    Row (n, oh, ow) holds the window of output pixel (oh, ow), column (c, i, j) its pixel at
+    kernel offset (i, j) of channel c, so that ``conv2d(x, W)`` is
+    ``(im2col(x, k) @ W.reshape(C_out, -1).T)`` reshaped to (N, OH, OW, C_out) and transposed.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"im2col: input must be a Tensor, got {type(x).__name__}")
+    return Im2colBackward(*_window_geometry("im2col", x.shape, kernel_size, stride, padding))(x)
+
+
+def col2im(cols: Tensor, output_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """The adjoint of ``im2col``: add each row's window back onto an image of shape ``output_size`` (N, C, H, W).
+
+    Pixels that several windows share receive the sum of their entries; ``col2im(im2col(x))``
+    is x times the number of windows each pixel is in, not x.
+    """
+    if not isinstance(cols, Tensor):
+        raise TypeError(f"col2im: input must be a Tensor, got {type(cols).__name__}")
+    shape = tuple(int(v) for v in output_size)
+    kernel, stride, padding = _window_geometry("col2im", shape, kernel_size, stride, padding)
+    rows = shape[0] * output_size_of(shape, kernel, stride, padding)
+    if cols.shape != (rows, shape[1] * kernel[0] * kernel[1]):
+        raise ValueError(f"col2im: cols has shape {cols.shape}, but an image {shape} with kernel {kernel}, stride "
+                         f"{stride} and padding {padding} has ({rows}, {shape[1] * kernel[0] * kernel[1]})")
+    return Col2imBackward(shape, kernel, stride, padding)(cols)
+
+
+def output_size_of(shape: tuple[int, ...], kernel, stride, padding) -> int:
+    """OH * OW, the number of windows of an (N, C, H, W) image."""
+    return output_size(shape[2], kernel[0], stride[0], padding[0]) * output_size(shape[3], kernel[1], stride[1], padding[1])
+
+
+def check_conv_input(op: str, x: Any, weight: Any, bias: Any) -> None:
+    """TypeError unless x, weight (and bias) are Tensors: a list has no shape to check."""
+    for name, value in (("input", x), ("weight", weight), ("bias", bias)):
+        if not isinstance(value, Tensor) and not (name == "bias" and value is None):
+            raise TypeError(f"{op}: {name} must be a Tensor (wrap arrays with md.tensor), got {type(value).__name__}")
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0) -> Tensor:
-    """2-D convolution of an NCHW input.
+    """2-D convolution of an NCHW input (cross-correlation, as ``torch.nn.functional.conv2d``).
+
+    y[n, o, oh, ow] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, s*oh + i, s*ow + j].
 
     Shapes: x (N, C_in, H, W), weight (C_out, C_in, kh, kw), bias (C_out,) ->
     (N, C_out, OH, OW) with OH = (H + 2*padding - kh) // stride + 1 (likewise OW).
     """
+    check_conv_input("conv2d", x, weight, bias)
     stride, padding = pair(stride, "stride", "conv2d"), pair(padding, "padding", "conv2d")
     if min(stride) < 1:
         raise ValueError(f"conv2d: stride must be at least 1, got {stride}")
@@ -350,6 +219,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
         raise ValueError(f"conv2d: input must have shape (N, C, H, W), got {x.shape}")
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must have shape (C_out, C_in, kh, kw), got {weight.shape}")
+    if min(weight.shape[2:]) < 1:
+        raise ValueError(f"conv2d: the kernel must be at least 1x1, got {weight.shape[2]}x{weight.shape[3]} (weight shape {weight.shape})")
     if x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: input has {x.shape[1]} channels but weight expects {weight.shape[1]} (weight shape {weight.shape})")
     if bias is not None and bias.shape != (weight.shape[0],):
@@ -357,5 +228,5 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     for size, k, p, axis in ((x.shape[2], weight.shape[2], padding[0], "height"), (x.shape[3], weight.shape[3], padding[1], "width")):
         if size + 2 * p < k:
             raise ValueError(f"conv2d: padded input {axis} {size + 2 * p} is smaller than the kernel's {k}")
-    op = Conv2d(stride, padding)
+    op = fast.kernel_for("conv2d", ConvolutionBackward, x.data, stride=stride)(stride, padding)
     return op(x, weight) if bias is None else op(x, weight, bias)

@@ -5,7 +5,7 @@ from ..autograd import Function, Tensor
 from ..backend import get_array_module, get_generator
 
 
-class Dropout(Function):
+class DropoutBackward(Function):
     """y = x * m / (1 - p), m ~ Bernoulli(1 - p).   dL/dx = g * m / (1 - p).
 
     Scaling at training time keeps E[y] = x, so evaluation needs no rescaling.
@@ -33,4 +33,4 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0:
         return x
-    return Dropout(p)(x)
+    return DropoutBackward(p)(x)

@@ -12,7 +12,7 @@ from ..backend import get_array_module
 from .arithmetic import _check_broadcast as check_broadcast
 
 
-class Exp(Function):
+class ExpBackward(Function):
     """y = e^x.   dy/dx = e^x = y (so the output is saved, not recomputed)."""
 
     def forward(self, x):
@@ -23,7 +23,7 @@ class Exp(Function):
         return grad * self.y
 
 
-class Log(Function):
+class LogBackward(Function):
     """y = ln x.   dy/dx = 1 / x."""
 
     def forward(self, x):
@@ -34,7 +34,7 @@ class Log(Function):
         return grad / self.x
 
 
-class Sqrt(Function):
+class SqrtBackward(Function):
     """y = sqrt(x).   dy/dx = 1 / (2 sqrt(x))."""
 
     def forward(self, x):
@@ -46,7 +46,7 @@ class Sqrt(Function):
 
 
 # --8<-- [start:tanh]
-class Tanh(Function):
+class TanhBackward(Function):
     """y = tanh(x).   dy/dx = 1 - y^2."""
 
     def forward(self, x):
@@ -58,7 +58,7 @@ class Tanh(Function):
 # --8<-- [end:tanh]
 
 
-class Abs(Function):
+class AbsBackward(Function):
     """y = |x|.   dy/dx = sign(x) (0 at x = 0, as in PyTorch)."""
 
     def forward(self, x):
@@ -69,7 +69,7 @@ class Abs(Function):
         return grad * get_array_module(self.x).sign(self.x)
 
 
-class Maximum(Function):
+class MaximumBackward(Function):
     """y = max(a, b) elementwise.   The gradient goes to the larger input; ties split it in half."""
 
     def forward(self, a, b):
@@ -85,7 +85,7 @@ class Maximum(Function):
         return ga, gb
 
 
-class Clip(Function):
+class ClipBackward(Function):
     """y = min(max(x, lo), hi).   dy/dx = 1 where lo <= x <= hi, else 0."""
 
     def __init__(self, lo: float | None, hi: float | None) -> None:
@@ -104,7 +104,7 @@ class Clip(Function):
         return grad * inside
 
 
-class Where(Function):
+class WhereBackward(Function):
     """y = a where cond else b.   dL/da = g where cond, dL/db = g elsewhere."""
 
     def __init__(self, condition: Any) -> None:
@@ -128,41 +128,41 @@ class Where(Function):
 
 def exp(x: Tensor) -> Tensor:
     """Elementwise e^x."""
-    return Exp()(x)
+    return ExpBackward()(x)
 
 
 def log(x: Tensor) -> Tensor:
     """Elementwise natural logarithm."""
-    return Log()(x)
+    return LogBackward()(x)
 
 
 def sqrt(x: Tensor) -> Tensor:
     """Elementwise square root."""
-    return Sqrt()(x)
+    return SqrtBackward()(x)
 
 
 def tanh(x: Tensor) -> Tensor:
     """Elementwise hyperbolic tangent."""
-    return Tanh()(x)
+    return TanhBackward()(x)
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001 - the name users look for
     """Elementwise absolute value."""
-    return Abs()(x)
+    return AbsBackward()(x)
 
 
 def maximum(a: Tensor, b: Any) -> Tensor:
     """Elementwise maximum of two tensors (or a tensor and a number)."""
     if not isinstance(a, Tensor):
         a, b = b, a
-    return Maximum()(a, as_tensor_like(b, a))
+    return MaximumBackward()(a, as_tensor_like(b, a))
 
 
 def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
     """Limit values to ``[lo, hi]`` (either bound may be None)."""
     if lo is None and hi is None:
         raise ValueError("clip: give at least one of lo and hi")
-    return Clip(lo, hi)(x)
+    return ClipBackward(lo, hi)(x)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -172,4 +172,4 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
         raise TypeError("where: at least one of a and b must be a Tensor")
     cond = unwrap(condition)
     xp = get_array_module(like.data)
-    return Where(xp.asarray(cond, dtype=bool))(as_tensor_like(a, like), as_tensor_like(b, like))
+    return WhereBackward(xp.asarray(cond, dtype=bool))(as_tensor_like(a, like), as_tensor_like(b, like))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..autograd import Function, Tensor
 
 
-class Linear(Function):
+class LinearBackward(Function):
     """y = x W^T + b, with x (..., in), W (out, in), b (out,).
 
     dL/dx = G W,   dL/dW = G^T x,   dL/db = sum of G over all but the last axis.
@@ -36,4 +36,4 @@ class Linear(Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Fully connected layer: ``x @ weight.T + bias`` with ``weight`` shaped (out, in) as in PyTorch."""
-    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
+    return LinearBackward()(x, weight) if bias is None else LinearBackward()(x, weight, bias)

@@ -23,6 +23,9 @@ def _check_targets(op: str, scores, target, reduction: str):
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor (wrap arrays with md.tensor), got {type(scores).__name__}")
+    scores = scores.data
     if scores.ndim != 2:
         raise ValueError(f"{op}: input must have shape (N, C), got {scores.shape}")
     xp = get_array_module(scores)
@@ -52,18 +55,19 @@ def _nan_unless(in_range, loss: Tensor) -> Tensor:
 
 def _reduce(losses, reduction: str):
     if reduction == "mean":
-        return losses.mean()
+        # An empty batch has no mean: NaN, as in PyTorch, without NumPy's warning.
+        return losses.mean() if losses.size else get_array_module(losses).asarray(float("nan"), dtype=losses.dtype)
     return losses.sum() if reduction == "sum" else losses
 
 
 def _unreduce(grad, n: int, reduction: str):
     """dL/d(loss_i): the same for every i under mean/sum, one per row under none."""
     if reduction == "mean":
-        return grad / n
+        return grad / max(n, 1)  # n = 0: no rows to scale, and no 0/0 warning
     return grad if reduction == "sum" else grad[:, None]
 
 
-class CrossEntropy(Function):
+class CrossEntropyBackward(Function):
     """loss_i = -log softmax(x_i)[t_i].   dL/dx_i = softmax(x_i) - onehot(t_i) (times dL/dloss_i).
 
     Fused: the softmax is computed once, and its gradient is a subtraction.
@@ -84,7 +88,7 @@ class CrossEntropy(Function):
         return dx * _unreduce(grad, dx.shape[0], self.reduction)
 
 
-class NLLLoss(Function):
+class NllLossBackward(Function):
     """loss_i = -x_i[t_i] for log-probabilities x.   dL/dx_i = -onehot(t_i)."""
 
     def __init__(self, target: Any, reduction: str) -> None:
@@ -100,7 +104,7 @@ class NLLLoss(Function):
         return dx * _unreduce(grad, self.shape[0], self.reduction)
 
 
-class MSELoss(Function):
+class MseLossBackward(Function):
     """loss = mean((a - b)^2).   dL/da = 2 (a - b) / n, dL/db = -dL/da."""
 
     def __init__(self, reduction: str) -> None:
@@ -123,19 +127,21 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
     """Cross-entropy between ``logits`` (N, C) and integer class ``target`` (N,).
 
     loss = -(1/N) sum_i log softmax(logits_i)[target_i]  (``reduction="mean"``).
+
+    An empty batch (N = 0) gives NaN under ``"mean"`` (0/0) and 0 under ``"sum"``, as in PyTorch.
     """
-    target, in_range = _check_targets("cross_entropy", logits.data, unwrap(target), reduction)
-    return _nan_unless(in_range, CrossEntropy(target, reduction)(logits))
+    target, in_range = _check_targets("cross_entropy", logits, unwrap(target), reduction)
+    return _nan_unless(in_range, CrossEntropyBackward(target, reduction)(logits))
 
 
 def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer ``target`` (N,) under ``log_probs`` (N, C)."""
-    target, in_range = _check_targets("nll_loss", log_probs.data, unwrap(target), reduction)
-    return _nan_unless(in_range, NLLLoss(target, reduction)(log_probs))
+    target, in_range = _check_targets("nll_loss", log_probs, unwrap(target), reduction)
+    return _nan_unless(in_range, NllLossBackward(target, reduction)(log_probs))
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean squared error, mean((input - target)^2)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"mse_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return MSELoss(reduction)(input, as_tensor_like(target, input))
+    return MseLossBackward(reduction)(input, as_tensor_like(target, input))

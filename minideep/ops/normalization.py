@@ -1,27 +1,32 @@
-"""Batch normalisation (Ioffe & Szegedy 2015) for (N, C) and (N, C, H, W) inputs."""
+"""Batch normalisation (Ioffe & Szegedy 2015) for (N, C) and (N, C, H, W) inputs, as its formulas.
+
+Per channel, over the n = N (times H W) values of the channel:
+
+    mu = mean(x),   var = mean((x - mu)^2),   x_hat = (x - mu) / sqrt(var + eps),
+    y = gamma x_hat + beta.
+
+``minideep/ops/fast/inplace_batch_norm.py`` computes the same with fewer full-size passes.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from ..autograd import Function, Tensor, unwrap
 from ..backend import device_of, get_array_module
+from . import fast
 
 
-class BatchNorm(Function):
+# --8<-- [start:batch_norm]
+class BatchNormBackward(Function):
     """y = gamma * x_hat + beta,  x_hat = (x - mu) / sqrt(var + eps), per channel.
 
-    In training mode mu and var are the batch's (biased) statistics over the n values of
-    each channel, and x_hat depends on every x in the channel through them:
+    In training mode mu and var are the batch's (biased) statistics, and x_hat depends on
+    every x of the channel through them:
 
         dL/dx = gamma / (n sqrt(var + eps)) * (n g - sum(g) - x_hat * sum(g * x_hat))
 
     In evaluation mode mu and var are the running estimates, constants, so
     dL/dx = gamma g / sqrt(var + eps). In both, dL/dgamma = sum(g x_hat), dL/dbeta = sum(g).
-
-    Only the per-channel mu and 1/sqrt(var + eps) are saved: backward recomputes x_hat from
-    the input (alive anyway as this op's parent), one pass over it instead of a stored copy.
-    Every full-size step is one NumPy pass, in place where it can be, and keeps x's memory
-    layout (channels-last after a convolution).
     """
 
     def __init__(self, running_mean, running_var, training: bool, momentum: float, eps: float) -> None:
@@ -30,48 +35,32 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma, beta):
         xp = get_array_module(x)
-        self.axes = (0,) if x.ndim == 2 else (0, 2, 3)
+        self.axes = (0,) if x.ndim == 2 else (0, 2, 3)  # every axis but the channel axis 1
         self.shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)  # broadcasts a per-channel vector
         self.n = x.size // x.shape[1]
         if self.training:
-            mean = x.mean(axis=self.axes, keepdims=True)
-            centred = x - mean
-            var = (centred * centred).mean(axis=self.axes)
+            mean, var = x.mean(axis=self.axes), x.var(axis=self.axes)
             if self.running_mean is not None:
                 m = self.momentum
                 # PyTorch's rule: the running variance uses the unbiased estimate n/(n-1) var.
-                self.running_mean *= 1 - m
-                self.running_mean += m * mean.reshape(-1)
-                self.running_var *= 1 - m
-                self.running_var += m * var * (self.n / max(self.n - 1, 1))
+                self.running_mean[...] = (1 - m) * self.running_mean + m * mean
+                self.running_var[...] = (1 - m) * self.running_var + m * var * (self.n / max(self.n - 1, 1))
         else:
-            mean, var = self.running_mean.reshape(self.shape), self.running_var
-            centred = x - mean
-        self.x, self.mean = x, mean.astype(x.dtype)  # a copy: the running mean may change later
-        self.inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False).reshape(self.shape)
+            mean, var = self.running_mean, self.running_var
+        self.inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype).reshape(self.shape)
+        self.x_hat = (x - mean.astype(x.dtype).reshape(self.shape)) * self.inv_std
         self.gamma = gamma.reshape(self.shape)
-        centred *= self.gamma * self.inv_std  # y = (x - mu) * (gamma / sigma) + beta, in place
-        centred += beta.reshape(self.shape)
-        return centred
+        return self.gamma * self.x_hat + beta.reshape(self.shape)
 
     def backward(self, grad):
-        x_hat = self.x - self.mean
-        x_hat *= self.inv_std
         sum_g = grad.sum(axis=self.axes, keepdims=True)
-        g_xhat = grad * x_hat
-        sum_g_xhat = g_xhat.sum(axis=self.axes, keepdims=True)
-        del g_xhat
-        scale = self.gamma * self.inv_std
+        sum_g_xhat = (grad * self.x_hat).sum(axis=self.axes, keepdims=True)
         if self.training:
-            # gx = scale * (g - sum(g)/n - x_hat * sum(g x_hat)/n), built in x_hat's buffer
-            x_hat *= -sum_g_xhat / self.n
-            x_hat += grad
-            x_hat -= sum_g / self.n
-            x_hat *= scale
-            gx = x_hat
+            gx = self.gamma * self.inv_std / self.n * (self.n * grad - sum_g - self.x_hat * sum_g_xhat)
         else:
-            gx = grad * scale
+            gx = self.gamma * self.inv_std * grad
         return gx, sum_g_xhat.reshape(-1), sum_g.reshape(-1)
+# --8<-- [end:batch_norm]
 
 
 def batch_norm(
@@ -91,8 +80,12 @@ def batch_norm(
     unbiased batch variance, exactly as PyTorch does. In evaluation mode normalises with
     the running statistics.
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"batch_norm: input must be a Tensor (wrap arrays with md.tensor), got {type(x).__name__}")
     if x.ndim not in (2, 4):
         raise ValueError(f"batch_norm: input must have shape (N, C) or (N, C, H, W), got {x.shape}")
+    if not eps > 0:  # also refuses NaN
+        raise ValueError(f"batch_norm: eps must be > 0 (it keeps 1/sqrt(var + eps) finite), got {eps}")
     xp = get_array_module(x.data)
     c = x.shape[1]
     running_mean, running_var = unwrap(running_mean), unwrap(running_var)
@@ -107,4 +100,5 @@ def batch_norm(
         raise ValueError(f"batch_norm: training needs more than one value per channel, got input shape {x.shape}")
     gamma = weight if weight is not None else Tensor(xp.ones(c, dtype=x.dtype))
     beta = bias if bias is not None else Tensor(xp.zeros(c, dtype=x.dtype))
-    return BatchNorm(running_mean, running_var, training, momentum, eps)(x, gamma, beta)
+    function = fast.kernel_for("batch_norm", BatchNormBackward, x.data)
+    return function(running_mean, running_var, training, momentum, eps)(x, gamma, beta)

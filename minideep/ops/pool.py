@@ -1,13 +1,14 @@
 """Pooling: max and average over sliding windows, and global average pooling.
 
-Both loop over the kh*kw kernel offsets, never over pixels: the slice
-x_pad[:, :, i : i + s*OH : s, j : j + s*OW : s] holds, for every output pixel, the input
-that sits at offset (i, j) of its window (see ``conv.py`` for the index arithmetic).
+Both loop over the kh*kw kernel offsets, never over pixels: with the input padded and the
+stride s, the slice x_pad[:, :, i : i + s*OH : s, j : j + s*OW : s] holds, for every output
+pixel, the input at offset (i, j) of its window (the index arithmetic of ``conv.py``). So
 
-Outputs and gradients are allocated in the memory layout of the input (channels-last after a
-convolution, see ``conv.py``), because NumPy is slow on elementwise work that mixes layouts.
-When the windows tile the input (stride = kernel, no padding: the usual 2x2 pooling), each
-input pixel is in exactly one window and the gradient is written, not accumulated.
+    max pooling:      y = max over (i, j) of window_ij,   the gradient goes to the arg max;
+    average pooling:  y = (1 / (kh kw)) sum over (i, j) of window_ij,   each input in a window
+                      receives dL/dy / (kh kw), summed over the windows it sits in.
+
+``minideep/ops/fast/channels_last_pool.py`` computes the same in the input's memory layout.
 """
 from __future__ import annotations
 
@@ -15,48 +16,18 @@ from typing import Any
 
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
+from . import fast
 from .conv import output_size, pair
 
 
-def _window(x_pad, i: int, j: int, stride: tuple[int, int], oh: int, ow: int):
+def window(x_pad, i: int, j: int, stride: tuple[int, int], oh: int, ow: int):
     """The (N, C, OH, OW) slice of inputs at kernel offset (i, j) of every window."""
     return x_pad[:, :, i : i + stride[0] * oh : stride[0], j : j + stride[1] * ow : stride[1]]
 
 
-def is_channels_last(x) -> bool:
-    """True when the channel axis of an (N, C, H, W) array is the fastest-varying in memory."""
-    return x.ndim == 4 and x.shape[1] > 1 and x.strides[1] < x.strides[3]
-
-
-def empty_nchw(xp, shape: tuple[int, ...], dtype: Any, channels_last: bool, fill: Any = None):
-    """A new (N, C, H, W) array, stored channels-last in memory if asked; filled with ``fill`` if given."""
-    if channels_last:
-        n, c, h, w = shape
-        out = xp.empty((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
-    else:
-        out = xp.empty(shape, dtype=dtype)
-    if fill is not None:
-        out.fill(fill)
-    return out
-
-
-def empty_like_layout(x, shape: tuple[int, ...], fill: Any = None):
-    """A new (N, C, H, W) array of ``shape`` with ``x``'s dtype and memory order."""
-    return empty_nchw(get_array_module(x), shape, x.dtype, is_channels_last(x), fill)
-
-
-def _pad(x, padding: tuple[int, int], value: float):
-    """x padded by ``value`` on the two spatial axes, in x's memory order; x itself if no padding."""
-    ph, pw = padding
-    if not ph and not pw:
-        return x
-    n, c, h, w = x.shape
-    x_pad = empty_like_layout(x, (n, c, h + 2 * ph, w + 2 * pw), fill=value)
-    x_pad[:, :, ph : ph + h, pw : pw + w] = x
-    return x_pad
-
-
 def _geometry(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor (wrap arrays with md.tensor), got {type(x).__name__}")
     kernel = pair(kernel_size, "kernel_size", op)
     stride = kernel if stride is None else pair(stride, "stride", op)
     padding = pair(padding, "padding", op)
@@ -72,118 +43,102 @@ def _geometry(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any):
 
 
 class _Pool(Function):
-    """What max and average pooling share: the geometry and the gradient's buffer."""
+    """What max and average pooling share: the geometry."""
 
     def __init__(self, kernel, stride, padding) -> None:
         self.kernel, self.stride, self.padding = kernel, stride, padding
 
-    def _setup(self, x) -> None:
+    def _pad(self, x, value: float):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
-        self.oh, self.ow = output_size(x.shape[2], kh, sh, ph), output_size(x.shape[3], kw, sw, pw)
         self.x_shape = x.shape
-        self.padded_shape = (*x.shape[:2], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)
-        # The windows tile the padded input exactly: every pixel is in one window, once.
-        self.tiles = (sh, sw) == (kh, kw) and self.padded_shape[2:] == (kh * self.oh, kw * self.ow)
-        self.channels_last = is_channels_last(x)  # the layout, not the data: x is not kept
+        self.oh, self.ow = output_size(x.shape[2], kh, sh, ph), output_size(x.shape[3], kw, sw, pw)
+        return get_array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
     def _grad_buffer(self, grad):
-        """dL/dx_pad: left uninitialised when the windows tile it (each part is written once)."""
-        xp = get_array_module(grad)
-        return empty_nchw(xp, self.padded_shape, grad.dtype, self.channels_last, fill=None if self.tiles else 0)
+        """dL/dx_pad, zeros: the windows add into it."""
+        (ph, pw), (n, c, h, w) = self.padding, self.x_shape
+        return get_array_module(grad).zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad.dtype)
 
-    def _crop(self, dx):
+    def _crop(self, dx_pad):
         (ph, pw), (h, w) = self.padding, self.x_shape[2:]
-        return dx[:, :, ph : ph + h, pw : pw + w]
+        return dx_pad[:, :, ph : ph + h, pw : pw + w]
 
 
-class MaxPool2d(_Pool):
+# --8<-- [start:max_pool]
+class MaxPool2dBackward(_Pool):
     """y = max over each window.   dL/dx = dL/dy at the (first) maximum of each window, else 0."""
 
     def forward(self, x):
         xp = get_array_module(x)
-        self._setup(x)
         kh, kw = self.kernel
-        x_pad = _pad(x, self.padding, -float("inf"))
-        y = empty_like_layout(x, (*x.shape[:2], self.oh, self.ow))
-        y[...] = _window(x_pad, 0, 0, self.stride, self.oh, self.ow)
-        # Which offset k of its window holds the maximum; int8 is enough for kernels up to 11x11.
-        self.argmax = xp.zeros(y.shape, dtype=xp.int8 if kh * kw < 128 else xp.int32)
+        x_pad = self._pad(x, -float("inf"))  # padding never wins a max
+        y = window(x_pad, 0, 0, self.stride, self.oh, self.ow).copy()
+        self.argmax = xp.zeros(y.shape, dtype=xp.int32)  # which offset k = i*kw + j holds the max
         for k in range(1, kh * kw):
-            candidate = _window(x_pad, k // kw, k % kw, self.stride, self.oh, self.ow)
+            candidate = window(x_pad, k // kw, k % kw, self.stride, self.oh, self.ow)
             larger = candidate > y  # strict: ties keep the first maximum, as PyTorch does
-            xp.copyto(self.argmax, k, where=larger)
-            xp.maximum(y, candidate, out=y)
+            self.argmax = xp.where(larger, k, self.argmax)
+            y = xp.maximum(y, candidate)
         return y
 
     def backward(self, grad):
-        xp = get_array_module(grad)
         kh, kw = self.kernel
-        dx = self._grad_buffer(grad)
+        dx_pad = self._grad_buffer(grad)
         for k in range(kh * kw):
-            window = _window(dx, k // kw, k % kw, self.stride, self.oh, self.ow)
-            routed = self.argmax == k
-            if self.tiles:
-                xp.multiply(grad, routed, out=window)
-            else:
-                window += grad * routed
-        return self._crop(dx)
+            window(dx_pad, k // kw, k % kw, self.stride, self.oh, self.ow)[...] += grad * (self.argmax == k)
+        return self._crop(dx_pad)
+# --8<-- [end:max_pool]
 
 
-class AvgPool2d(_Pool):
-    """y = mean over each window (zero padding counted, as PyTorch's default).   dL/dx += dL/dy / (kh kw) per window."""
+class AvgPool2dBackward(_Pool):
+    """y = mean over each window (zero padding counted, PyTorch's default).   dL/dx += dL/dy / (kh kw) per window."""
 
     def forward(self, x):
-        self._setup(x)
         kh, kw = self.kernel
-        x_pad = _pad(x, self.padding, 0.0)
-        y = empty_like_layout(x, (*x.shape[:2], self.oh, self.ow))
-        y[...] = _window(x_pad, 0, 0, self.stride, self.oh, self.ow)
+        x_pad = self._pad(x, 0.0)
+        y = window(x_pad, 0, 0, self.stride, self.oh, self.ow).copy()
         for k in range(1, kh * kw):
-            y += _window(x_pad, k // kw, k % kw, self.stride, self.oh, self.ow)
-        y *= y.dtype.type(1 / (kh * kw))
-        return y
+            y += window(x_pad, k // kw, k % kw, self.stride, self.oh, self.ow)
+        return y / (kh * kw)
 
     def backward(self, grad):
         kh, kw = self.kernel
-        dx = self._grad_buffer(grad)
-        share = grad * grad.dtype.type(1 / (kh * kw))
+        dx_pad = self._grad_buffer(grad)
         for k in range(kh * kw):
-            window = _window(dx, k // kw, k % kw, self.stride, self.oh, self.ow)
-            if self.tiles:
-                window[...] = share
-            else:
-                window += share
-        return self._crop(dx)
+            window(dx_pad, k // kw, k % kw, self.stride, self.oh, self.ow)[...] += grad / (kh * kw)
+        return self._crop(dx_pad)
 
 
-class GlobalAvgPool2d(Function):
+class AdaptiveAvgPool2dBackward(Function):
     """y[n, c] = mean over (h, w) of x[n, c, h, w], kept as (N, C, 1, 1).   dL/dx = dL/dy / (H W)."""
 
     def forward(self, x):
         self.shape = x.shape
-        self.channels_last = is_channels_last(x)
         return x.mean(axis=(2, 3), keepdims=True)
 
     def backward(self, grad):
-        dx = empty_nchw(get_array_module(grad), self.shape, grad.dtype, self.channels_last)
-        dx[...] = grad * grad.dtype.type(1 / (self.shape[2] * self.shape[3]))
-        return dx
+        xp = get_array_module(grad)
+        return xp.broadcast_to(grad / (self.shape[2] * self.shape[3]), self.shape).copy()
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
     """Max pooling over (N, C, H, W); ``stride`` defaults to ``kernel_size``; padding is -inf."""
-    return MaxPool2d(*_geometry("max_pool2d", x, kernel_size, stride, padding))(x)
+    geometry = _geometry("max_pool2d", x, kernel_size, stride, padding)
+    return fast.kernel_for("max_pool2d", MaxPool2dBackward, x.data)(*geometry)(x)
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
     """Average pooling over (N, C, H, W); ``stride`` defaults to ``kernel_size``."""
-    return AvgPool2d(*_geometry("avg_pool2d", x, kernel_size, stride, padding))(x)
+    geometry = _geometry("avg_pool2d", x, kernel_size, stride, padding)
+    return fast.kernel_for("avg_pool2d", AvgPool2dBackward, x.data)(*geometry)(x)
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: Any = 1) -> Tensor:
     """Global average pooling to (N, C, 1, 1); only ``output_size=1`` is supported."""
     if output_size not in (1, (1, 1)):
         raise ValueError(f"adaptive_avg_pool2d: only output_size=1 (global average) is supported, got {output_size!r}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"adaptive_avg_pool2d: input must be a Tensor, got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d: input must have shape (N, C, H, W), got {x.shape}")
-    return GlobalAvgPool2d()(x)
+    return fast.kernel_for("adaptive_avg_pool2d", AdaptiveAvgPool2dBackward, x.data)()(x)

@@ -22,7 +22,7 @@ def expand(grad, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool):
     return get_array_module(grad).broadcast_to(grad, shape)
 
 
-class Sum(Function):
+class SumBackward(Function):
     """y = sum_i x_i over ``axis``.   dL/dx_i = dL/dy (every summand has derivative 1)."""
 
     def __init__(self, axis: Axis, keepdims: bool) -> None:
@@ -36,7 +36,7 @@ class Sum(Function):
         return expand(grad, self.shape, self.axes, self.keepdims)
 
 
-class Mean(Function):
+class MeanBackward(Function):
     """y = (1/n) sum_i x_i over ``axis``.   dL/dx_i = dL/dy / n."""
 
     def __init__(self, axis: Axis, keepdims: bool) -> None:
@@ -53,7 +53,7 @@ class Mean(Function):
         return expand(grad / self.n, self.shape, self.axes, self.keepdims)
 
 
-class Max(Function):
+class MaxBackward(Function):
     """y = max_i x_i over ``axis``.
 
     dL/dx_i = dL/dy where x_i is the maximum, else 0; ties share the gradient equally
@@ -76,7 +76,7 @@ class Max(Function):
         return (share * self.is_max).astype(grad.dtype, copy=False)
 
 
-class Var(Function):
+class VarBackward(Function):
     """y = (1/(n - ddof)) sum_i (x_i - mean)^2.   dL/dx_i = dL/dy * 2 (x_i - mean) / (n - ddof).
 
     (The derivative through the mean vanishes because the deviations sum to zero.)
@@ -102,19 +102,19 @@ class Var(Function):
 
 def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (all axes when None)."""
-    return Sum(axis, keepdims)(x)
+    return SumBackward(axis, keepdims)(x)
 
 
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (all axes when None)."""
-    return Mean(axis, keepdims)(x)
+    return MeanBackward(axis, keepdims)(x)
 
 
 def max(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis`` (all axes when None); ties share the gradient."""
-    return Max(axis, keepdims)(x)
+    return MaxBackward(axis, keepdims)(x)
 
 
 def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """Variance over ``axis``; ``ddof=0`` (NumPy's default, biased), ``ddof=1`` for PyTorch's unbiased."""
-    return Var(axis, keepdims, ddof)(x)
+    return VarBackward(axis, keepdims, ddof)(x)

@@ -8,11 +8,13 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any, Sequence
 
+import numpy as np
+
 from ..autograd import Function, Tensor, normalize_axis, unwrap
 from ..backend import as_numpy, get_array_module
 
 
-class Reshape(Function):
+class ReshapeBackward(Function):
     """y = x viewed with a new shape.   dL/dx = dL/dy reshaped back."""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -29,7 +31,7 @@ class Reshape(Function):
         return grad.reshape(self.in_shape)
 
 
-class Transpose(Function):
+class TransposeBackward(Function):
     """y = x with its axes permuted.   dL/dx = dL/dy with the inverse permutation."""
 
     def __init__(self, axes: tuple[int, ...] | None) -> None:
@@ -50,7 +52,7 @@ class Transpose(Function):
         return grad.transpose(inverse)
 
 
-class GetItem(Function):
+class IndexBackward(Function):
     """y = x[key].   dL/dx = zeros with dL/dy added at the indexed positions (repeats add up)."""
 
     def __init__(self, key: Any) -> None:
@@ -96,7 +98,7 @@ def _check_index_arrays(key: Any, shape: tuple[int, ...]) -> None:
             axis += 1
 
 
-class Concatenate(Function):
+class CatBackward(Function):
     """y = [x_1, x_2, ...] joined along ``axis``.   dL/dx_k = the slice of dL/dy that x_k filled."""
 
     def __init__(self, axis: int) -> None:
@@ -122,7 +124,7 @@ class Concatenate(Function):
         return tuple(xp.split(grad, cuts, axis=self.axis))
 
 
-class Stack(Function):
+class StackBackward(Function):
     """y = x_1, x_2, ... stacked along a new ``axis``.   dL/dx_k = dL/dy indexed at k on that axis."""
 
     def __init__(self, axis: int) -> None:
@@ -140,7 +142,7 @@ class Stack(Function):
         return tuple(xp.take(grad, k, axis=self.axis) for k in range(grad.shape[self.axis]))
 
 
-class Pad(Function):
+class PadBackward(Function):
     """y = x with constant padding (NumPy's ``pad_width``).   dL/dx = dL/dy with the padding cut off."""
 
     def __init__(self, pad_width: Sequence[tuple[int, int]], value: float) -> None:
@@ -159,20 +161,29 @@ def reshape(x: Tensor, *shape: int) -> Tensor:
     """``x`` with a new shape (one entry may be -1)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return Reshape(tuple(shape))(x)
+    return ReshapeBackward(tuple(shape))(x)
 
 
 def transpose(x: Tensor, *axes: int) -> Tensor:
     """Permute the axes (reverse them when none are given)."""
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
-    return Transpose(tuple(axes) if axes else None)(x)
+    return TransposeBackward(tuple(axes) if axes else None)(x)
 
 
-def flatten(x: Tensor, start_axis: int = 1) -> Tensor:
-    """Merge the axes from ``start_axis`` on into one (``(N, C, H, W) -> (N, C*H*W)`` by default)."""
-    (start,) = normalize_axis(start_axis, x.ndim, "flatten")
-    return Reshape(x.shape[:start] + (-1,))(x)
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge the axes ``start_dim..end_dim`` into one; by default all of them, as ``torch.flatten``.
+
+    ``x.flatten(1)`` keeps the batch axis: (N, C, H, W) -> (N, C*H*W).
+    """
+    if x.ndim == 0:
+        return ReshapeBackward((1,))(x)
+    (start,) = normalize_axis(start_dim, x.ndim, "flatten")
+    (end,) = normalize_axis(end_dim, x.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a tensor of shape {x.shape}")
+    merged = int(np.prod(x.shape[start : end + 1]))  # not -1: an empty tensor would make it ambiguous
+    return ReshapeBackward(x.shape[:start] + (merged,) + x.shape[end + 1 :])(x)
 
 
 def getitem(x: Tensor, key: Any) -> Tensor:
@@ -181,21 +192,21 @@ def getitem(x: Tensor, key: Any) -> Tensor:
         key = tuple(unwrap(k) for k in key)
     else:
         key = unwrap(key)
-    return GetItem(key)(x)
+    return IndexBackward(key)(x)
 
 
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing ``axis``."""
     if len(tensors) == 0:
         raise ValueError("cat: expected a non-empty list of tensors")
-    return Concatenate(axis)(*tensors)
+    return CatBackward(axis)(*tensors)
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Stack same-shaped tensors along a new ``axis``."""
     if len(tensors) == 0:
         raise ValueError("stack: expected a non-empty list of tensors")
-    return Stack(axis)(*tensors)
+    return StackBackward(axis)(*tensors)
 
 
 def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
@@ -207,4 +218,4 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
     pad_width = [tuple(int(v) for v in p) for p in pad_width]
     if any(v < 0 for p in pad_width for v in p):  # NumPy's own message names neither pad nor the widths
         raise ValueError(f"pad: pad_width must hold non-negative ints, got {pad_width}")
-    return Pad(pad_width, value)(x)
+    return PadBackward(pad_width, value)(x)

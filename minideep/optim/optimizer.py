@@ -95,6 +95,7 @@ class Optimizer:
                 state = self.state.setdefault(name, {"step": 0})
                 state["step"] += 1
                 self.update(name, param.data, param.grad, state)
+                param.bump_version()  # a graph built before this step can no longer be differentiated
 
     def update(self, name: str, param: Any, grad: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__}.update")
