@@ -348,7 +348,7 @@ class Experiment:
         return self
 
     def _run_as_sweep(self, args: argparse.Namespace, todo: list[tuple[str, int]], configurations: dict[str, dict],
-                      settings: Mapping[str, dict], results: dict, results_path: Path, options: dict[str, Any]) -> None:
+                      variant_settings: Mapping[str, dict], results: dict, results_path: Path, options: dict[str, Any]) -> None:
         """The unfinished (variant, seed) runs as jobs of ``minideep.jobs`` (process pool or Ray).
 
         Each job imports the chapter script by its path, loads the data itself and calls
@@ -374,7 +374,7 @@ class Experiment:
         for seeds, names in by_seeds.items():
             # The run's settings are part of its identity: a sweep record made with others is never reused.
             configs = {v: {"chapter": self.chapter, "preset": args.preset, "dataset": args.dataset, "variant": v,
-                           "configuration": configurations[v], "settings": settings[v]} for v in names}
+                           "configuration": configurations[v], "settings": variant_settings[v]} for v in names}
             if not args.resume:  # a fresh run, as in this process: earlier records do not count
                 for run in jobs.make_runs(configs, list(seeds), args.out / "sweep"):
                     run.path.unlink(missing_ok=True)
@@ -387,7 +387,7 @@ class Experiment:
                 run = dict(record["result"])
                 run["wall_time_s"] = record["wall_time_s"]
                 variant = record["config"]["variant"]
-                self._record(results, variant, record["seed"], run, configurations[variant], settings[variant])
+                self._record(results, variant, record["seed"], run, configurations[variant], variant_settings[variant])
                 results["wall_time_s"] = results.get("wall_time_s", 0.0) + (run["wall_time_s"] or 0.0)
             session["ran"] += len(swept.ran)
             session["skipped"] += len(swept.skipped)

@@ -58,14 +58,19 @@ def check_writable(out: str | Path, option: str = "--out") -> Path:
                                                    f"give {option} a folder (it is created if missing)", str(parent))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        _probe(out)
     except OSError as error:
         raise OutputFolderError(error.errno or errno.EACCES,
                                 f"{option} {out}: cannot write there ({error.strerror or error}); "
                                 f"give {option} a folder you can write to", str(error.filename or out)) from None
     return out
+
+
+def _probe(folder: Path) -> None:
+    """Create and remove an empty file in ``folder``: the one way to know it is writable (``os.access`` ignores read-only mounts' and ACLs' fine print)."""
+    probe = folder / f".write-test.{os.getpid()}"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    os.unlink(probe)
 
 
 def owner_description(lock_file: Path) -> str:

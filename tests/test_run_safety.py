@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import minideep as md
-from minideep import backend, nn, optim, results
+from minideep import backend, nn, optim, outlock, results
 from minideep.checkpoint import read_metadata
 from minideep.data import NonFiniteDataError
 from minideep.experiment import Experiment, RunContext
@@ -182,6 +182,42 @@ def test_a_changed_run_outside_the_selection_is_never_mixed_in(tmp_path):
         _experiment([], _presets(batch_size=50)).main([*base, "--variants", "b", "--resume", "--rerun-changed"])
 
 
+_SWEEP_CHAPTER = """
+import os
+from minideep.experiment import Experiment
+
+EPOCHS = int(os.environ["EPOCHS"])
+
+def run_variant(ctx):
+    return {"test_accuracy": 0.5, "epochs_seen": ctx.config["epochs"]}
+
+EXPERIMENT = Experiment(chapter="99_test", description="test", variants=["a", "b"], run_variant=run_variant,
+                        presets={p: {"epochs": EPOCHS} for p in ("smoke", "quick", "paper")}).script(__name__)
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_records_settings_are_checked_on_resume_and_rerun_when_asked(tmp_path):
+    script = tmp_path / "chapter_99.py"
+    script.write_text(_SWEEP_CHAPTER)
+    out = tmp_path / "out"
+
+    def run(epochs: int, *args: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, EPOCHS=str(epochs), PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        return subprocess.run([sys.executable, str(script), "--preset", "smoke", "--out", str(out), "--workers", "2",
+                               "--threads", "1", *args], env=env, capture_output=True, text=True, timeout=120)
+
+    assert run(3).returncode == 0
+    assert sorted(p.name for p in (out / "sweep").rglob("seed0.json")) == ["seed0.json", "seed0.json"]
+    (out / "results.json").unlink()  # as if the parent was killed after its workers finished
+    refused = run(4, "--resume")
+    assert refused.returncode == 1 and f"a seed 0 (sweep record {out / 'sweep' / 'a' / 'seed0.json'}): epochs 3 -> 4" in refused.stderr
+    assert run(4, "--resume", "--rerun-changed").returncode == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert {v: e["runs"]["0"]["epochs_seen"] for v, e in saved["variants"].items()} == {"a": 4, "b": 4}
+    assert saved["config"]["epochs"] == 4 and saved["sweep"]["ran"] == 2
+
+
 def test_resume_of_results_made_before_runs_carried_their_settings_compares_the_files_config(tmp_path):
     _experiment([]).main(["--preset", "smoke", "--out", str(tmp_path), "--variants", "a"])
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -332,7 +368,7 @@ def _mount(where: Path, options: str) -> bool:
 
 
 @pytest.fixture
-def read_only(tmp_path):
+def read_only(tmp_path, monkeypatch):
     """A folder this process cannot write: a read-only tmpfs as root, else a 0555 folder."""
     where = tmp_path / "read-only"
     if os.geteuid() == 0 and _mount(where, "ro,size=1m"):
@@ -341,8 +377,10 @@ def read_only(tmp_path):
         return
     where.mkdir(exist_ok=True)
     where.chmod(0o555)
-    if os.access(where, os.W_OK):  # root without mount rights: the kernel's own EROFS, via a file system that has it
-        pytest.fail("cannot make a read-only folder here (root without mount rights)")
+    if os.access(where, os.W_OK):  # root without mount rights: writes there would succeed, so they fail as on a ro mount
+        def read_only_file_system(folder):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder / ".write-test"))
+        monkeypatch.setattr(outlock, "_probe", read_only_file_system)
     yield where
     where.chmod(0o755)
 
