@@ -8,8 +8,14 @@ one, and prints a table beside the paper's numbers.
 The common command line (every chapter)::
 
     --preset smoke|quick|paper   --device cpu|gpu   --seeds 0 [1 2 ...]   --out DIR
-    --data-dir DIR   --dataset NAME   --resume   --variants NAME [NAME ...] | all   --threads N
-    --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.jobs jobs)
+    --data-dir DIR   --dataset NAME   --resume [--rerun-changed]   --variants NAME [NAME ...] | all
+    --threads N   --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.jobs jobs)
+
+Safe against the usual accidents: ``--out`` is checked writable and locked before anything
+trains (a second run into it stops, naming the first: :mod:`minideep.outlock`); every
+finished run and checkpoint folder records the settings it was made with, and ``--resume``
+refuses to mix runs whose settings changed, saying what changed (``--rerun-changed`` redoes
+them: :mod:`minideep.fingerprint`); a fresh run empties the checkpoint folders of its runs.
 """
 from __future__ import annotations
 

@@ -92,7 +92,12 @@ def locked(out: str | Path, what: str = "run") -> Iterator[Path]:
             command, start time) and says what to do.
     """
     lock_file = Path(out) / LOCK_NAME
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise OutputFolderError(error.errno or errno.EACCES, f"cannot open the lock file {lock_file} "
+                                f"({error.strerror or error}); remove it if no run uses {out}, or use another --out",
+                                str(lock_file)) from None
     try:
         if fcntl is not None:
             try:

@@ -605,11 +605,12 @@ def _all_finite(x: Tensor, y: Tensor) -> Any:
     Computed for every batch but read only with the losses (no extra transfer from a GPU), so
     a NaN loss caused by the data is reported as a data error, not as a divergence.
     """
-    checks = [t.data for t in (x, y) if t.data.dtype.kind in "fc"]
-    if not checks:
-        return None
-    xp = get_array_module(*checks)
-    return xp.logical_and.reduce([xp.isfinite(d).all() for d in checks]) if len(checks) > 1 else xp.isfinite(checks[0]).all()
+    finite = None
+    for data in (x.data, y.data):
+        if data.dtype.kind in "fc":
+            here = get_array_module(data).isfinite(data).all()
+            finite = here if finite is None else finite & here
+    return finite
 
 
 def _non_finite_loss(state: TrainState, found: tuple[int, float, bool], current: int, x: Tensor, y: Tensor,
