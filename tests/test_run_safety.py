@@ -461,3 +461,13 @@ def test_the_largest_numpy_seed_is_accepted(tmp_path):
     calls = []
     _experiment(calls).main(["--preset", "smoke", "--out", str(tmp_path), "--seeds", str(2**32 - 1), "--variants", "a"])
     assert calls[0][:2] == ("a", 2**32 - 1)
+
+
+def test_a_bad_batch_read_back_later_on_a_gpu_is_still_named_by_its_own_step(device, monkeypatch):
+    # On a GPU the losses are read every GPU_FETCH_EVERY steps: the bad batch is gone by then, its step is not.
+    from minideep import train
+
+    monkeypatch.setattr(train, "GPU_FETCH_EVERY", 50)
+    net, opt = _net()
+    with pytest.raises(NonFiniteDataError, match=r"epoch 1/1, step 2/4 holds .*not a divergence"):
+        fit(net, opt, _batches(bad_step=1), 1, device=device, progress=False, log=None)
