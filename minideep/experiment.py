@@ -232,9 +232,11 @@ class Experiment:
                 if args.from_results is not None:
                     return self.from_results(args.from_results, out)
                 return self._run(args, began)
-        except (OutputFolderError, WriteError) as error:
-            raise SystemExit(f"{self.chapter}: {error}. Finished runs are in {args.out / 'results.json'} "
-                             "(complete as of the last one); once fixed, run again with --resume.") from error
+        except OutputFolderError as error:  # before anything ran
+            raise SystemExit(f"{self.chapter}: {error}") from error
+        except WriteError as error:
+            raise SystemExit(f"{self.chapter}: {error}. The runs finished so far are in {args.out / 'results.json'} "
+                             "(as of the last complete write); once fixed, run again with --resume.") from error
 
     def _run(self, args: argparse.Namespace, began: float) -> dict:
         """:meth:`main` after the checks, holding the lock of ``--out``."""

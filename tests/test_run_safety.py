@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from minideep import backend, nn, optim, outlock, results
 from minideep.checkpoint import read_metadata
 from minideep.data import NonFiniteDataError
 from minideep.experiment import Experiment, RunContext
-from minideep.outlock import LOCK_NAME
 from minideep.ops.loss import cross_entropy
+from minideep.outlock import LOCK_NAME
 from minideep.train import TrainingDiverged, fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,7 +204,7 @@ def test_a_sweep_records_settings_are_checked_on_resume_and_rerun_when_asked(tmp
     def run(epochs: int, *args: str) -> subprocess.CompletedProcess:
         env = dict(os.environ, EPOCHS=str(epochs), PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
         return subprocess.run([sys.executable, str(script), "--preset", "smoke", "--out", str(out), "--workers", "2",
-                               "--threads", "1", *args], env=env, capture_output=True, text=True, timeout=120)
+                               "--threads", "1", *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
     assert run(3).returncode == 0
     assert sorted(p.name for p in (out / "sweep").rglob("seed0.json")) == ["seed0.json", "seed0.json"]
@@ -364,7 +363,7 @@ def test_an_out_that_is_a_file_is_refused_before_anything_runs(tmp_path):
 
 def _mount(where: Path, options: str) -> bool:
     where.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True).returncode == 0
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, check=False).returncode == 0
 
 
 @pytest.fixture
