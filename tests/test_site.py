@@ -205,3 +205,63 @@ def test_the_ledger_page_gathers_every_chapters_claims(tmp_path: Path, site: Pat
     assert "In all: 1 reproduced." in page and "| VGG38 stays at chance |" in page
     assert page.count("No ledger yet") == 6 and "## [Chapter 07](chapters/07-resnet-tuning.md)" in page
     assert (site / "claims" / "index.html").exists()
+
+
+def _article(html: str) -> str:
+    return html[html.find("<article"):html.find("</article>")]
+
+
+def _toc_top_level(html: str) -> list[str]:
+    """The titles of the top-level entries of a built page's table of contents (the right sidebar)."""
+    import html as html_module  # noqa: PLC0415
+
+    toc = html[html.index('aria-label="Table of contents"'):]
+    toc = toc[:toc.index("</nav>")]
+    titles, depth = [], 0
+    for token in _toc_tokens(toc):
+        if token == "<ul":
+            depth += 1
+        elif token == "</ul":
+            depth -= 1
+        elif depth == 1 and token.startswith("title:"):
+            titles.append(html_module.unescape(token[6:]))
+    return titles
+
+
+def _toc_tokens(toc: str) -> list[str]:
+    """<ul, </ul and the text of each entry's link (title:...), in order."""
+    tokens = []
+    for match in re.finditer(r'<(/?)ul\b|<span class="md-ellipsis">\s*(.*?)\s*</span>', toc, flags=re.DOTALL):
+        if match.group(2) is not None:
+            tokens.append("title:" + " ".join(re.sub(r"<[^>]+>", "", match.group(2)).split()))
+        else:
+            tokens.append("<" + match.group(1) + "ul")
+    return tokens
+
+
+def test_every_page_has_one_title_so_included_files_do_not_break_the_contents(site: Path) -> None:
+    # An included results file with an H1 would start a second page title and scramble the contents list.
+    offenders = [str(p.relative_to(site)) for p in sorted(site.rglob("index.html"))
+                 if len(re.findall(r"<h1[ >]", _article(p.read_text(encoding="utf-8")))) != 1]
+    assert not offenders, f"pages with no or several H1 headings: {offenders}"
+
+
+def test_committed_benchmark_tables_start_with_an_h2_heading() -> None:
+    # benchmarks/run.py writes "## minideep vs PyTorch (...)"; the page includes these files as sections.
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("## "), f"{path.name}: its heading is {first!r}, not an H2"
+
+
+def test_benchmarks_contents_list_has_the_pages_own_sections(site: Path) -> None:
+    html = (site / "benchmarks" / "index.html").read_text(encoding="utf-8")
+    top = _toc_top_level(html)
+    import html as html_module  # noqa: PLC0415
+
+    headings = [" ".join(html_module.unescape(re.sub(r"<[^>]+>", "", h)).split()).rstrip("¶").strip()
+                for h in re.findall(r"<h2 id=[^>]*>(.*?)</h2>", _article(html), flags=re.DOTALL)]
+    assert top == headings, (top, headings)
+    for own in ("Where the time went, and what changed", "The GPU"):
+        assert own in top, f"the benchmarks page's contents list lacks its section {own!r}: {top}"
+    assert sum(t.startswith("minideep vs PyTorch") for t in top) == 2 and any(t.startswith("Before the optimisation")
+                                                                              for t in top)
