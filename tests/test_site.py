@@ -265,3 +265,30 @@ def test_benchmarks_contents_list_has_the_pages_own_sections(site: Path) -> None
         assert own in top, f"the benchmarks page's contents list lacks its section {own!r}: {top}"
     assert sum(t.startswith("minideep vs PyTorch") for t in top) == 2 and any(t.startswith("Before the optimisation")
                                                                               for t in top)
+
+
+def test_diagnostics_page_shows_each_diagnostic_with_the_run_that_drew_it(site: Path) -> None:
+    html = (site / "diagnostics" / "index.html").read_text(encoding="utf-8")
+    figures = re.findall(r"<figure>(.*?)</figure>", _article(html), flags=re.DOTALL)
+    shown = {}
+    for figure in figures:
+        src = re.search(r'<img [^>]*src="\.\./figures/(\d\d)/([^"]+)"', figure)
+        assert src, f"a figure on the diagnostics page shows no chapter figure: {figure[:200]}"
+        chapter, name = src.groups()
+        caption = _text_of(re.search(r"<figcaption>(.*?)</figcaption>", figure, flags=re.DOTALL).group(1))
+        shown[name] = caption
+        assert (DOCS / "figures" / chapter / name).is_file()
+        match = re.match(r"Chapter (\d\d), (\w+) preset, ([^(]+?) \(", caption)
+        assert match and match.group(1) == chapter, f"{name}: the caption does not start with its chapter: {caption!r}"
+        results_path = DOCS / "figures" / chapter / "results.json"
+        if results_path.exists():  # the caption says what the committed run was
+            results = json.loads(results_path.read_text())
+            assert match.group(2) == results["preset"], (name, caption, results["preset"])
+            assert name in results.get("figures", []), f"{name} is not a figure of chapter {chapter}'s committed run"
+            dataset = (results.get("dataset") or {}).get("name")
+            assert ("bundled" in match.group(3)) == (dataset == "bundled"), (name, caption, dataset)
+            assert (match.group(3) == "no data set") == (dataset is None), (name, caption, dataset)
+    plotted = {"gradient_flow": "gradient_flow", "chain_rule_gains": "chain_rule", "forward_statistics": "activation_std",
+               "gate_analysis": "gates", "lesion_study": "lesion", "graph_picture": "graph"}
+    for diagnostic, stem in plotted.items():
+        assert any(stem in name for name in shown), f"the diagnostics page shows no picture of {diagnostic}: {list(shown)}"
