@@ -222,7 +222,7 @@ def compare(names: Sequence[str], analytic: Sequence[Any], numeric: Sequence[np.
 def _torch() -> Any:
     """PyTorch if it is installed, else None (the chapter runs without it and says so)."""
     try:
-        import torch  # noqa: PLC0415 - optional, and slow to import
+        import torch  # optional, and slow to import
     except ImportError:
         return None
     return torch
@@ -341,8 +341,8 @@ def expression_transcript(run: dict) -> str:
     lines = [f"{run['expression']} at a = {a}, b = {b}", f"forward: f = {run['value']:.6f}", "",
              "backward, node by node (the engine's order; dL/df = 1 at the start):"]
     lines += steps_text(run["steps"], scalar=True)
-    lines += ["", f"engine:  dL/da = {engine['a']:+.10f}   dL/db = {engine['b']:+.10f}"
-              f"   (replay equal: {run['replay_matches_engine']})"]
+    lines += ["", (f"engine:  dL/da = {engine['a']:+.10f}   dL/db = {engine['b']:+.10f}"
+                   f"   (replay equal: {run['replay_matches_engine']})")]
     for name, row in run["finite_differences"].items():
         lines.append(f"finite differences (eps {eps:g}): dL/d{name} = {row['finite_difference']:+.10f}"
                      f"   |difference| {row['max_abs_error']:.1e}")
