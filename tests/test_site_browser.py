@@ -387,3 +387,17 @@ def test_instant_navigation_typesets_the_new_page(served_site, browser) -> None:
     assert browser.execute_script("return typeof window.MathJax.typesetPromise") == "function"
     severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, f"console errors after instant navigation: {severe}"
+
+
+def test_diagnostics_page_shows_its_chapter_figures(served_site, browser, tmp_path: Path) -> None:
+    base, _ = served_site
+    _check_page(browser, base, "diagnostics/", tmp_path)  # offline, math typeset, every image loaded
+    figures = browser.execute_script("""
+        return [...document.querySelectorAll("article figure")].map((f) => {
+            const img = f.querySelector("img"), caption = f.querySelector("figcaption");
+            return [img ? img.naturalWidth : 0, caption ? caption.textContent.trim() : ""];
+        });
+    """)
+    assert len(figures) >= 6, f"the diagnostics page shows {len(figures)} figures"
+    for width, caption in figures:
+        assert width > 0 and caption.startswith("Chapter 0"), (width, caption)
