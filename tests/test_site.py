@@ -292,3 +292,32 @@ def test_diagnostics_page_shows_each_diagnostic_with_the_run_that_drew_it(site: 
                "gate_analysis": "gates", "lesion_study": "lesion", "graph_picture": "graph"}
     for diagnostic, stem in plotted.items():
         assert any(stem in name for name in shown), f"the diagnostics page shows no picture of {diagnostic}: {list(shown)}"
+
+
+def _chapter_sources() -> dict[str, Path]:
+    """Chapter number -> its page under docs/chapters/."""
+    return {p.name[:2]: p for p in sorted((DOCS / "chapters").glob("0*.md"))}
+
+
+def _committed_ledgers() -> list[str]:
+    return sorted(p.parent.name for p in (DOCS / "figures").glob("0*/claims.json"))
+
+
+def test_chapters_with_a_ledger_show_it_near_the_top_of_their_page() -> None:
+    # "Near the top": before the page's third section. Chapters whose run has no claims.json yet are not checked.
+    pages = _chapter_sources()
+    for chapter in _committed_ledgers():
+        text = pages[chapter].read_text(encoding="utf-8")
+        include = f'--8<-- "docs/figures/{chapter}/claims.md"'
+        assert include in text, f"chapter {chapter} commits claims.json but its page does not include claims.md"
+        sections = [m.start() for m in re.finditer(r"^## ", text, flags=re.MULTILINE)]
+        assert len(sections) < 3 or text.index(include) < sections[2], f"chapter {chapter}: the ledger is not near the top"
+
+
+def test_chapters_with_a_ledger_include_no_text_table_in_a_code_block() -> None:
+    # The issue's rule: results tables are Markdown tables from the run, never fixed-width text in code blocks.
+    pages = _chapter_sources()
+    for chapter in _committed_ledgers():
+        text = pages[chapter].read_text(encoding="utf-8")
+        old = re.findall(r'--8<-- "docs/figures/\d\d/((?:table|tables|check)[\w-]*\.txt)"', text)
+        assert not old, f"chapter {chapter}'s page still shows text tables in code blocks: {old}"
