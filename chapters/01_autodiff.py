@@ -270,7 +270,7 @@ def backward_cost(ctx: RunContext) -> dict:
     cfg = ctx.config
     width, batch, depth = cfg["cost_width"], cfg["cost_batch"], cfg["product_depth"]
     md.manual_seed(ctx.seed)
-    net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.Tanh())])
+    net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.Tanh())]).to(ctx.device)
     x = md.tensor(np.random.default_rng(ctx.seed).standard_normal((batch, width)).astype(np.float32)).to(ctx.device)
     forward, backward = [], []
     for _ in range(cfg["cost_repeats"] + 1):  # the first round warms up and is dropped
