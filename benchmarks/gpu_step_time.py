@@ -37,9 +37,9 @@ def im2col_everywhere() -> Callable[[], None] | None:
 
     None when the convolution op has no such two paths any more (then the variant is skipped).
     """
-    cls = conv_ops.Conv2d
+    cls = getattr(conv_ops, "Conv2d", None)  # gone since the dispatch gives CuPy the plain im2col op itself
     names = ("_forward_shifted", "_backward_shifted", "_forward_im2col", "_backward_im2col")
-    if not all(hasattr(cls, name) for name in names):
+    if cls is None or not all(hasattr(cls, name) for name in names):
         return None
     saved = {name: getattr(cls, name) for name in names[:2]}
     cls._forward_shifted = cls._forward_im2col  # type: ignore[method-assign]

@@ -62,17 +62,17 @@ def _split(tree: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
     raise TypeError(f"save_checkpoint: cannot store a {type(tree).__name__} (at {path or '/'}); use arrays, numbers, strings, lists and dicts")
 
 
-def _join(tree: Any, arrays: Mapping[str, np.ndarray], path: Path) -> Any:
-    """Put the arrays back into the skeleton (dicts keep their saved order)."""
+def _join(tree: Any, arrays: Mapping[str, np.ndarray], path: Path, keep_tags: bool = False) -> Any:
+    """Put the arrays back into the skeleton (dicts keep their saved order); ``keep_tags``: leave the array tags."""
     if isinstance(tree, dict):
-        if set(tree) == {_ARRAY_TAG}:
+        if set(tree) == {_ARRAY_TAG} and not keep_tags:
             name = tree[_ARRAY_TAG]
             if name not in arrays:
                 raise CheckpointError(f"load_checkpoint: {path} lacks the array {name!r}; the file is damaged")
             return arrays[name]
-        return OrderedDict((key, _join(value, arrays, path)) for key, value in tree.items())
+        return OrderedDict((key, _join(value, arrays, path, keep_tags)) for key, value in tree.items())
     if isinstance(tree, list):
-        return [_join(value, arrays, path) for value in tree]
+        return [_join(value, arrays, path, keep_tags) for value in tree]
     return tree
 
 
@@ -120,6 +120,20 @@ def load_checkpoint(path: str | Path) -> "OrderedDict[str, Any]":
     if skeleton.get("version") != VERSION:
         raise CheckpointError(f"load_checkpoint: {path} has format version {skeleton.get('version')}, this minideep reads {VERSION}")
     return _join(skeleton["tree"], arrays, path)
+
+
+def read_metadata(path: str | Path) -> "OrderedDict[str, Any] | None":
+    """The plain values of checkpoint ``path`` (epoch, run id, history...), its arrays left unread; None if unreadable.
+
+    Cheap even for a large checkpoint: only the ``__tree__`` entry of the archive is read.
+    Each array appears as ``{"__ndarray__": <entry name>}``.
+    """
+    try:
+        with np.load(Path(path), allow_pickle=False) as npz:
+            skeleton = json.loads(str(npz[_TREE_KEY]))
+        return _join(skeleton["tree"], {}, Path(path), keep_tags=True)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError, TypeError):
+        return None
 
 
 def load_model(model: Any, path: str | Path) -> "OrderedDict[str, Any]":

@@ -8,16 +8,25 @@ one, and prints a table beside the paper's numbers.
 The common command line (every chapter)::
 
     --preset smoke|quick|paper   --device cpu|gpu   --seeds 0 [1 2 ...]   --out DIR
-    --data-dir DIR   --dataset NAME   --resume   --variants NAME [NAME ...] | all   --threads N
-    --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.jobs jobs)
+    --data-dir DIR   --dataset NAME   --resume [--rerun-changed]   --variants NAME [NAME ...] | all
+    --threads N   --workers N | --backend ray [--address HOST:PORT]      (the runs as minideep.jobs jobs)
+
+Safe against the usual accidents: ``--out`` is checked writable and locked before anything
+trains (a second run into it stops, naming the first: :mod:`minideep.outlock`); every
+finished run and checkpoint folder records the settings it was made with, and ``--resume``
+refuses to mix runs whose settings changed, saying what changed (``--rerun-changed`` redoes
+them: :mod:`minideep.fingerprint`); a fresh run empties the checkpoint folders of its runs.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import inspect
+import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,11 +37,42 @@ import numpy as np
 
 from . import __version__, jobs
 from .backend import check_device, get_num_threads, set_num_threads
+from .fingerprint import changes, fingerprint, run_settings
+from .outlock import OutputFolderError, check_writable, locked
 from .results import (  # noqa: F401 - format_table, markdown_table: the chapters' tables
-    check_claims_ledger, claims_markdown, format_table, markdown_table, read_results, write_atomic, write_json_atomic,
+    WriteError, check_claims_ledger, claims_markdown, format_table, markdown_table, read_results, write_atomic,
+    write_json_atomic,
 )
 
 PRESETS = ("smoke", "quick", "paper")
+
+#: NumPy's seeds (``np.random.seed``, ``default_rng``) are unsigned 32-bit integers.
+MAX_SEED = 2**32 - 1
+
+#: In a run's checkpoint folder: the settings of the run that owns the checkpoints.
+RUN_FILE = "run.json"
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed NumPy accepts, 0 <= seed < 2**32."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: NumPy seeds must be 0 <= seed < 2**32 (= {MAX_SEED + 1})")
+    return value
 
 
 def versions() -> dict[str, str]:
@@ -142,16 +182,19 @@ class Experiment:
         p.add_argument("--preset", choices=PRESETS, default=self.default_preset,
                        help="smoke: seconds, for tests; quick: the CPU default; paper: the paper's settings (GPU)")
         p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-        p.add_argument("--seeds", "--seed", type=int, nargs="+", default=None,
-                       help="one or several seeds (default: the preset's, usually 0)")
+        p.add_argument("--seeds", "--seed", type=_seed, nargs="+", default=None,
+                       help="one or several seeds, each 0 <= seed < 2**32 (default: the preset's, usually 0)")
         p.add_argument("--out", type=Path, default=Path("runs") / self.chapter, help="folder for results.json and figures")
         p.add_argument("--data-dir", type=Path, default=None, help="where data sets are looked for first")
         p.add_argument("--dataset", default="auto", help="data set to use (default: the preset's choice)")
-        p.add_argument("--resume", action="store_true", help="skip finished runs and continue interrupted ones")
+        p.add_argument("--resume", action="store_true",
+                       help="skip finished runs and continue interrupted ones (refused when the settings changed)")
+        p.add_argument("--rerun-changed", action="store_true",
+                       help="with --resume: run again, from scratch, the runs whose settings changed since they were made")
         p.add_argument("--variants", *self.variant_flags, dest="variants", nargs="+", default=None,
                        help=f"a subset of {', '.join(self.variants)}, or 'all'")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        p.add_argument("--threads", type=int, default=None,
+        p.add_argument("--threads", type=_positive_int, default=None,
                        help="CPU threads (md.set_num_threads; default: md.get_num_threads(), one per core up to 8)")
         p.add_argument("--from-results", type=Path, default=None, metavar="RESULTS_JSON",
                        help="train nothing: regenerate the figures, tables and claims ledger of this results.json "
@@ -170,11 +213,33 @@ class Experiment:
         return [v for v in self.variants if v in requested]
 
     def main(self, argv: Sequence[str] | None = None) -> dict:
-        """Parse the command line, run what is not finished, write results and figures."""
+        """Parse the command line, run what is not finished, write results and figures.
+
+        Before anything trains, ``--out`` is checked writable and locked (one run per folder
+        at a time, :mod:`minideep.outlock`); with ``--resume`` the settings of every finished
+        run and checkpoint are compared with the present ones (:mod:`minideep.fingerprint`).
+        """
         began = time.perf_counter()
-        args = self.parser().parse_args(argv)
-        if args.from_results is not None:
-            return self.from_results(args.from_results, args.out)
+        parser = self.parser()
+        args = parser.parse_args(argv)
+        if args.seeds is not None and len(set(args.seeds)) < len(args.seeds):
+            parser.error(f"argument --seeds: a seed is given twice: {args.seeds}")
+        if args.rerun_changed and not args.resume:
+            parser.error("argument --rerun-changed: only with --resume (a run without --resume reruns everything)")
+        try:
+            out = check_writable(args.out)
+            with locked(out, "run"):
+                if args.from_results is not None:
+                    return self.from_results(args.from_results, out)
+                return self._run(args, began)
+        except OutputFolderError as error:  # before anything ran
+            raise SystemExit(f"{self.chapter}: {error}") from error
+        except WriteError as error:
+            raise SystemExit(f"{self.chapter}: {error}. The runs finished so far are in {args.out / 'results.json'} "
+                             "(as of the last complete write); once fixed, run again with --resume.") from error
+
+    def _run(self, args: argparse.Namespace, began: float) -> dict:
+        """:meth:`main` after the checks, holding the lock of ``--out``."""
         if args.seeds is None:
             args.seeds = list(self.default_seeds.get(args.preset, [0]))
         if args.workers is None and args.backend == "local":  # the preset's choice, at most one run per core
@@ -190,14 +255,15 @@ class Experiment:
         else:
             configurations = {name: {} for name in selected}
         out: Path = args.out
-        out.mkdir(parents=True, exist_ok=True)
         results_path = out / "results.json"
 
         data = self.load_data(args, config) if self.load_data else None
         if data is not None and getattr(data, "notice", None):
             print(data.notice)
+        description = getattr(data, "description", None)
+        settings = {v: run_settings(args.preset, config, description, configurations[v]) for v in configurations}
 
-        results = self._start_results(results_path, args, config, data)
+        results = self._start_results(results_path, args, config, data, settings)
         results["selected"] = selected
         if self.paper is not None:
             results["paper"] = self.paper
@@ -215,22 +281,24 @@ class Experiment:
                     session["skipped"] += 1
                 else:
                     todo.append((variant, seed))
+        for variant, seed in todo:  # the checkpoint folders say whose checkpoints they hold
+            self._own_checkpoints(out, variant, seed, settings[variant], fresh=not args.resume)
         if len(configurations) > 1 and self.configurations is not None:
             print(f"[{self.chapter}] {len(configurations)} configurations x {len(args.seeds)} seeds, "
                   f"{len(todo)} runs to do ({args.preset} preset, {args.device})")
         if todo and not in_this_process:
-            self._run_as_sweep(args, todo, configurations, results, results_path, options)
+            self._run_as_sweep(args, todo, configurations, settings, results, results_path, options)
         for variant, seed in todo if in_this_process else []:
             print(f"[{self.chapter}] {variant} seed {seed} ({args.preset} preset, {args.device})")
             t0 = time.perf_counter()
             context = RunContext(
                 variant=variant, seed=seed, preset=args.preset, config=config, device=args.device,
-                data=data, out=out, checkpoint_dir=out / "checkpoints" / f"{variant}_seed{seed}",
+                data=data, out=out, checkpoint_dir=_checkpoint_dir(out, variant, seed),
                 resume=args.resume, configuration=configurations[variant],
             )
             run = self.run_variant(context)
             run["wall_time_s"] = time.perf_counter() - t0
-            self._record(results, variant, seed, run, configurations[variant])
+            self._record(results, variant, seed, run, configurations[variant], settings[variant])
             session["ran"] += 1
             results["wall_time_s"] = results.get("wall_time_s", 0.0) + run["wall_time_s"]
             write_json_atomic(results_path, results)
@@ -288,7 +356,7 @@ class Experiment:
         return self
 
     def _run_as_sweep(self, args: argparse.Namespace, todo: list[tuple[str, int]], configurations: dict[str, dict],
-                      results: dict, results_path: Path, options: dict[str, Any]) -> None:
+                      variant_settings: Mapping[str, dict], results: dict, results_path: Path, options: dict[str, Any]) -> None:
         """The unfinished (variant, seed) runs as jobs of ``minideep.jobs`` (process pool or Ray).
 
         Each job imports the chapter script by its path, loads the data itself and calls
@@ -312,8 +380,9 @@ class Experiment:
         for variant in dict.fromkeys(v for v, _ in todo):
             by_seeds.setdefault(tuple(s for v, s in todo if v == variant), []).append(variant)
         for seeds, names in by_seeds.items():
+            # The run's settings are part of its identity: a sweep record made with others is never reused.
             configs = {v: {"chapter": self.chapter, "preset": args.preset, "dataset": args.dataset, "variant": v,
-                           "configuration": configurations[v]} for v in names}
+                           "configuration": configurations[v], "settings": variant_settings[v]} for v in names}
             if not args.resume:  # a fresh run, as in this process: earlier records do not count
                 for run in jobs.make_runs(configs, list(seeds), args.out / "sweep"):
                     run.path.unlink(missing_ok=True)
@@ -326,23 +395,32 @@ class Experiment:
                 run = dict(record["result"])
                 run["wall_time_s"] = record["wall_time_s"]
                 variant = record["config"]["variant"]
-                self._record(results, variant, record["seed"], run, configurations[variant])
+                self._record(results, variant, record["seed"], run, configurations[variant], variant_settings[variant])
                 results["wall_time_s"] = results.get("wall_time_s", 0.0) + (run["wall_time_s"] or 0.0)
             session["ran"] += len(swept.ran)
             session["skipped"] += len(swept.skipped)
             write_json_atomic(results_path, results)
 
-    def _start_results(self, path: Path, args: argparse.Namespace, config: dict, data: Any) -> dict:
-        """The results so far when resuming (same preset and data), else a fresh record."""
+    def _start_results(self, path: Path, args: argparse.Namespace, config: dict, data: Any,
+                       settings: Mapping[str, dict]) -> dict:
+        """The results so far when resuming (every finished run and checkpoint checked against ``settings``), else a fresh record."""
         description = getattr(data, "description", None)
         if args.resume and path.exists():
             results = read_results(path)
-            if results.get("preset") != args.preset or results.get("dataset") != description:
-                raise SystemExit(
-                    f"{path}: was made with preset {results.get('preset')!r} on {results.get('dataset')}; "
-                    f"cannot resume it with preset {args.preset!r} on {description}. Use another --out."
-                )
+            if results.get("chapter", self.chapter) != self.chapter:
+                raise SystemExit(f"{path} holds chapter {results.get('chapter')!r}'s results; use another --out")
+            self._check_settings(results, path, args, config, description, settings)
+            results.update(preset=args.preset, config={k: v for k, v in config.items() if k != "progress"},
+                           dataset=description, seeds=sorted({*results.get("seeds", []), *args.seeds}))
             return results
+        if args.resume:  # no results yet, but maybe interrupted runs' checkpoints
+            self._check_settings({"variants": {}}, path, args, config, description, settings)
+        elif path.exists():
+            with contextlib.suppress(ValueError, OSError):
+                earlier = sorted(read_results(path).get("variants", {}))
+                if earlier:
+                    print(f"[{self.chapter}] {path}: the finished runs of {', '.join(earlier)} are replaced by this "
+                          "fresh run (--resume keeps them)")
         return {
             "chapter": self.chapter,
             "preset": args.preset,
@@ -355,23 +433,123 @@ class Experiment:
             "variants": {},
         }
 
+    def _check_settings(self, results: dict, path: Path, args: argparse.Namespace, config: dict, description: Any,
+                        settings: Mapping[str, dict]) -> None:
+        """Refuse to resume runs made with other settings, or (``--rerun-changed``) forget them so they run again.
+
+        Checked: every finished run in ``results`` (a run this session does not select is
+        compared on the preset, its configuration and the data set), and the checkpoint folder
+        and sweep record of every selected run not finished yet.
+        """
+        out = args.out
+        changed: list[tuple[str, int, str, list[str], bool]] = []  # variant, seed, where, what, selected
+        for variant, entry in results["variants"].items():
+            for seed_text, run in entry["runs"].items():
+                old = run.get("settings") or _legacy_settings(results, entry)
+                selected = variant in settings and int(seed_text) in args.seeds
+                new = settings[variant] if variant in settings else run_settings(
+                    args.preset, config, description, old.get("configuration", {}))
+                what = changes(old, new)
+                if what:
+                    changed.append((variant, int(seed_text), path.name, what, selected))
+        for variant in settings:
+            for seed in args.seeds:
+                if str(seed) in results["variants"].get(variant, {}).get("runs", {}):
+                    continue
+                folder = _checkpoint_dir(out, variant, seed)
+                if folder.is_dir() and any(p.name != RUN_FILE for p in folder.rglob("*")):
+                    what = _what_changed(_owner_settings(folder), settings[variant])
+                    if what:
+                        changed.append((variant, seed, f"checkpoints in {folder}", what, True))
+                record = out / "sweep" / variant / f"seed{seed}.json"
+                if record.is_file():
+                    with contextlib.suppress(ValueError, OSError):
+                        what = _what_changed(read_results(record).get("config", {}).get("settings"), settings[variant])
+                        if what:
+                            changed.append((variant, seed, f"sweep record {record}", what, True))
+        if not changed:
+            return
+        lines = "\n".join(f"  {v} seed {s} ({where}): {'; '.join(what)}" for v, s, where, what, _ in changed)
+        unselected = sorted({f"{v} seed {s}" for v, s, _, _, selected in changed if not selected})
+        if not args.rerun_changed or unselected:
+            advice = (f"these runs are not selected in this run, so --rerun-changed cannot redo them: "
+                      f"{', '.join(unselected)}; select them (--variants/--seeds) or use another --out"
+                      if unselected and args.rerun_changed else
+                      "run again with --rerun-changed to redo them from scratch with the present settings, "
+                      "or use another --out (or the old settings) to keep them")
+            raise SystemExit(f"{path}: --resume would mix runs made with other settings than the present ones:\n"
+                             f"{lines}\n{advice}.")
+        print(f"[{self.chapter}] --rerun-changed: these runs start again from scratch:\n{lines}")
+        for variant, seed, _, _, _ in changed:
+            entry = results["variants"].get(variant)
+            if entry is not None and entry["runs"].pop(str(seed), None) is not None:
+                if entry["runs"]:
+                    _summarise(entry)
+                else:
+                    del results["variants"][variant]
+            shutil.rmtree(_checkpoint_dir(out, variant, seed), ignore_errors=True)
+            (out / "sweep" / variant / f"seed{seed}.json").unlink(missing_ok=True)
+
     @staticmethod
-    def _record(results: dict, variant: str, seed: int, run: dict, configuration: dict | None = None) -> None:
-        """Store one run; the variant's top-level fields summarise its seeds."""
+    def _own_checkpoints(out: Path, variant: str, seed: int, settings: dict, fresh: bool) -> None:
+        """Tie the run's checkpoint folder to this run's settings (``run.json``); a fresh run empties it first.
+
+        A fresh run starts from nothing: the checkpoints an earlier run left there would
+        otherwise be resumed by the next ``--resume`` as if they were this run's.
+        """
+        folder = _checkpoint_dir(out, variant, seed)
+        if fresh and folder.exists():
+            shutil.rmtree(folder)
+        write_json_atomic(folder / RUN_FILE, {"fingerprint": fingerprint(settings), "settings": settings})
+
+    @staticmethod
+    def _record(results: dict, variant: str, seed: int, run: dict, configuration: dict | None = None,
+                settings: dict | None = None) -> None:
+        """Store one run (with the settings it was made with); the variant's top-level fields summarise its seeds."""
         entry = results["variants"].setdefault(variant, {"runs": {}})
         if configuration:
             entry.setdefault("config", configuration)
+        if settings is not None:
+            run = {**run, "settings": settings, "fingerprint": fingerprint(settings)}
         entry["runs"][str(seed)] = run
-        runs = list(entry["runs"].values())
-        # A run without a test accuracy (chapter 01's gradient checks) is stored as it is.
-        accuracies = [r["test_accuracy"] for r in runs if "test_accuracy" in r]
-        if accuracies:
-            entry["test_accuracy"] = float(np.mean(accuracies))
-            entry["test_accuracy_std"] = float(np.std(accuracies))
-        first = runs[0]
-        for key in ("history", "gradient_flow"):
-            if key in first:
-                entry[key] = first[key]
+        _summarise(entry)
+
+
+def _summarise(entry: dict) -> None:
+    """A variant's top-level fields from its runs: mean and std of the test accuracy, the first run's curves."""
+    runs = list(entry["runs"].values())
+    # A run without a test accuracy (chapter 01's gradient checks) is stored as it is.
+    accuracies = [r["test_accuracy"] for r in runs if "test_accuracy" in r]
+    if accuracies:
+        entry["test_accuracy"] = float(np.mean(accuracies))
+        entry["test_accuracy_std"] = float(np.std(accuracies))
+    first = runs[0]
+    for key in ("history", "gradient_flow"):
+        if key in first:
+            entry[key] = first[key]
+
+
+def _checkpoint_dir(out: Path, variant: str, seed: int) -> Path:
+    """Where the checkpoints of one (variant, seed) go, in this process or in a sweep job."""
+    return Path(out) / "checkpoints" / f"{variant}_seed{seed}"
+
+
+def _legacy_settings(results: Mapping[str, Any], entry: Mapping[str, Any]) -> dict:
+    """The settings of a run recorded before runs carried their own: those of its results.json."""
+    return run_settings(results.get("preset"), results.get("config", {}), results.get("dataset"), entry.get("config", {}))
+
+
+def _owner_settings(folder: Path) -> dict | None:
+    """The settings in a checkpoint folder's ``run.json``; None when there is none (an older minideep's run)."""
+    try:
+        return dict(json.loads((folder / RUN_FILE).read_text())["settings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _what_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
+    """``fingerprint.changes``, or one line saying that ``old`` settings were never recorded."""
+    return ["no settings recorded (made by an older minideep)"] if old is None else changes(old, new)
 
 
 # ----------------------------------------------------------------------------------------
@@ -449,7 +627,7 @@ def run_experiment_job(run: Any) -> dict:
     variant = run.config["variant"]
     context = RunContext(
         variant=variant, seed=run.seed, preset=args.preset, config=config, device=args.device, data=data,
-        out=args.out, checkpoint_dir=args.out / "checkpoints" / f"{variant}_seed{run.seed}", resume=args.resume,
+        out=args.out, checkpoint_dir=_checkpoint_dir(args.out, variant, run.seed), resume=args.resume,
         configuration=dict(run.config.get("configuration", {})),
     )
     return experiment.run_variant(context)

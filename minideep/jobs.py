@@ -478,17 +478,39 @@ def _run_ray(fn: Callable, todo: list[Run], collect: Callable, address: str | No
 # ----------------------------------------------------------------------------------------
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type of ``--workers``: an int >= 1 (0 would otherwise mean 1 silently)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (the runs at the same time), got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    """argparse type of ``--cpus-per-run`` and ``--gpus-per-run``: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``--backend``, ``--workers``, ``--address``, ``--cpus-per-run``, ``--gpus-per-run`` to a parser."""
     group = parser.add_argument_group("sweep (where the runs go)")
     group.add_argument("--backend", choices=BACKENDS, default="local",
                        help="local: this machine (one run at a time, or --workers processes); ray: Ray tasks")
-    group.add_argument("--workers", type=int, default=None,
+    group.add_argument("--workers", type=_at_least_one, default=None,
                        help="local backend: runs at the same time, each in its own process (default 1)")
     group.add_argument("--address", default=None,
                        help="ray backend: HOST:PORT of a running Ray cluster (default: start Ray on this machine)")
-    group.add_argument("--cpus-per-run", type=float, default=1, help="ray backend: CPUs each run asks for")
-    group.add_argument("--gpus-per-run", type=float, default=None,
+    group.add_argument("--cpus-per-run", type=_non_negative, default=1, help="ray backend: CPUs each run asks for")
+    group.add_argument("--gpus-per-run", type=_non_negative, default=None,
                        help="ray backend: GPUs each run asks for (default: 1 with --device gpu, else 0)")
     return parser
 

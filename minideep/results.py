@@ -14,6 +14,7 @@ sees the old file or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -28,6 +29,25 @@ from .tempfiles import create_temp, remove_stale
 PathLike = str | Path
 
 
+class WriteError(OSError):
+    """A results, table, figure or checkpoint file could not be written; the message names it and says what to do.
+
+    The earlier version of the file, if any, is still whole (the write went to a temporary file).
+    ``filename`` is the file and ``errno`` the system's error number (``errno.ENOSPC``: the disk is full).
+    """
+
+    def __str__(self) -> str:
+        return f"{self.strerror} [errno {self.errno}]"
+
+
+def _advice(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "the disk is full: free some space there, or write to another disk"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is not writable: fix its permissions, or write elsewhere"
+    return "fix the cause, or write elsewhere"
+
+
 def write_atomic(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write a file with ``write(handle)`` so that a reader never sees half of it.
 
@@ -39,19 +59,26 @@ def write_atomic(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Left by a writer of this file that was killed mid-write (its name says which process).
-    remove_stale(path.parent, f".{glob.escape(path.name)}.*.tmp")
-    fd, tmp = create_temp(path)  # 0666 less the umask, named after this process
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Left by a writer of this file that was killed mid-write (its name says which process).
+        remove_stale(path.parent, f".{glob.escape(path.name)}.*.tmp")
+        fd, tmp = create_temp(path)  # 0666 less the umask, named after this process
+    except OSError as error:
+        raise WriteError(error.errno, f"cannot write {path}: {error.strerror or error} ({_advice(error)})", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and not isinstance(error, WriteError):
+            # A full disk surfaces deep in a zipfile or a flush, naming no file: name it here.
+            raise WriteError(error.errno, f"cannot write {path}: {error.strerror or error} ({_advice(error)}); "
+                                          "the earlier version of it, if any, is whole", str(path)) from None
         raise
     return path
 

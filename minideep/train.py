@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ import numpy as np
 
 from .autograd import Tensor, no_grad
 from .backend import as_numpy, check_device, get_array_module, get_generator, manual_seed
-from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .checkpoint import load_checkpoint, load_model, read_metadata, save_checkpoint
+from .data.errors import NonFiniteDataError
 from .diagnostics.gradient_flow import GradientFlowRecorder
 from .ops.loss import cross_entropy
 from .optim.by_name import make_optimizer, make_schedule
@@ -98,6 +100,7 @@ class TrainState:
         record: the current epoch's record, set just before ``on_epoch_end``.
         checkpoint_dir: where checkpoints go, or None.
         stop_training: set True to stop after the current epoch.
+        run_id: this run's id (random; a resumed run keeps its checkpoint's), stored in its checkpoints.
     """
 
     model: Any
@@ -115,6 +118,7 @@ class TrainState:
     record: dict[str, Any] | None = None
     checkpoint_dir: Path | None = None
     stop_training: bool = False
+    run_id: str = ""  # written into this run's checkpoints: an earlier run's file is never taken for this run's
 
     @property
     def loss(self) -> float | None:
@@ -262,24 +266,26 @@ class _BatchMetrics:
 
     def __init__(self, device: str) -> None:
         self.every = 1 if device == "cpu" else GPU_FETCH_EVERY
-        self.pending: list[tuple[int, Any, Any]] = []
+        self.pending: list[tuple[int, Any, Any, Any]] = []
         self.loss, self.accuracy = _Mean(), _Mean()
 
-    def add(self, step: int, loss: Any, hits: Any) -> tuple[int, float] | None:
-        """Keep a batch's values; returns ``fetch()``'s answer when it is time to fetch, else None."""
-        self.pending.append((step, loss, hits))
+    def add(self, step: int, loss: Any, hits: Any, finite: Any = None) -> tuple[int, float, bool] | None:
+        """Keep a batch's values (``finite``: whether its data were all finite, or None); ``fetch()``'s answer when it is time."""
+        self.pending.append((step, loss, hits, finite))
         return self.fetch() if len(self.pending) >= self.every else None
 
-    def fetch(self) -> tuple[int, float] | None:
-        """Fetch the kept values into the means; returns ``(step, loss)`` of the first non-finite loss, if any."""
-        values = iter(_fetch([v for _, loss, hits in self.pending for v in (loss, hits) if v is not None]))
+    def fetch(self) -> tuple[int, float, bool] | None:
+        """Fetch the kept values into the means; ``(step, loss, batch was finite)`` of the first non-finite loss, if any."""
+        values = iter(_fetch([v for _, *kept in self.pending for v in kept if v is not None]))
         first_bad = None
-        for step, _, hits in self.pending:
+        for step, _, hits, finite in self.pending:
             loss = next(values)
+            hit_rate = None if hits is None else next(values)
+            finite_data = True if finite is None else bool(next(values))
             if first_bad is None and not math.isfinite(loss):
-                first_bad = (step, loss)
+                first_bad = (step, loss, finite_data)
             self.loss.add(loss)
-            self.accuracy.add(None if hits is None else next(values))
+            self.accuracy.add(hit_rate)
         self.pending.clear()
         return first_bad
 
@@ -432,7 +438,8 @@ def fit(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     last_path = ckpt_dir / LAST if ckpt_dir else None
     best_path = ckpt_dir / BEST if ckpt_dir else None
-    state = TrainState(model, optimizer, scheduler, int(epochs), steps_per_epoch=_len(train_loader), checkpoint_dir=ckpt_dir)
+    state = TrainState(model, optimizer, scheduler, int(epochs), steps_per_epoch=_len(train_loader), checkpoint_dir=ckpt_dir,
+                       run_id=secrets.token_hex(8))
     best: dict[str, Any] = {"epoch": None, "val_acc": None, "val_loss": None}
     start, resumed_from = 0, None
     if resume and last_path.is_file():
@@ -442,6 +449,7 @@ def fit(
         state.history = [dict(r) for r in ckpt["history"]]
         state.global_step = int(ckpt["global_step"])
         best = dict(ckpt["best"])
+        state.run_id = str(ckpt.get("run_id") or state.run_id)  # the same run, continued
         start = resumed_from = int(ckpt["epoch"]) + 1
         say(f"fit: resumed from {last_path} after epoch {start}/{epochs}")
     elif resume:
@@ -462,7 +470,7 @@ def fit(
             best = {"epoch": epoch, "val_acc": record["val_acc"], "val_loss": record["val_loss"]}
         if ckpt_dir is not None:
             if improved:  # best first: a crash between the two writes leaves last.npz behind best.npz, never ahead
-                save_checkpoint(best_path, {"kind": "best", **best, "model": model.state_dict()})
+                save_checkpoint(best_path, {"kind": "best", **best, "run_id": state.run_id, "model": model.state_dict()})
             elif best["epoch"] is None:
                 best_path.unlink(missing_ok=True)  # an older run's best.npz must not pass for this run's
             save_checkpoint(last_path, _checkpoint(state, best))
@@ -473,8 +481,8 @@ def fit(
 
     return FitResult(
         history=state.history, best_epoch=best["epoch"], best_val_acc=best["val_acc"], best_val_loss=best["val_loss"],
-        last_checkpoint=last_path if last_path and last_path.is_file() else None,
-        best_checkpoint=best_path if best_path and best["epoch"] is not None and best_path.is_file() else None,
+        last_checkpoint=last_path if _ours(last_path, state.run_id) else None,
+        best_checkpoint=best_path if best["epoch"] is not None and _ours(best_path, state.run_id) else None,
         resumed_from_epoch=resumed_from, stopped_early=state.stop_training,
     )
 
@@ -499,9 +507,9 @@ def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable |
             x, y = _on_device(x, device), _on_device(y, device)
             outputs = model(x)
             loss = loss_fn(outputs, y)
-            non_finite = metrics.add(step, loss.data, _hit_rate(outputs, y))  # fetched every metrics.every steps
+            non_finite = metrics.add(step, loss.data, _hit_rate(outputs, y), _all_finite(x, y))  # fetched every metrics.every steps
             if non_finite is not None:
-                raise _diverged(state, *non_finite, last_path)
+                raise _non_finite_loss(state, non_finite, step, x, y, last_path)
             model.zero_grad()  # every parameter of the model, the optimizer's and any it does not update
             loss.backward()
             state.step, state.batch, state.outputs, state.loss_data = step, (x, y), outputs, loss.data
@@ -513,7 +521,7 @@ def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable |
                 bar.set_postfix(loss=f"{metrics.loss.value:.4f}", acc="-" if acc is None else f"{acc:.4f}", refresh=False)
         non_finite = metrics.fetch()
         if non_finite is not None:
-            raise _diverged(state, *non_finite, last_path)
+            raise _non_finite_loss(state, non_finite, step, x, y, last_path)
     finally:
         if bar is not batches:
             bar.close()
@@ -534,11 +542,22 @@ def _run_epoch(state: TrainState, train_loader: Iterable, val_loader: Iterable |
     return record
 
 
+def _ours(path: Path | None, run_id: str) -> bool:
+    """Whether checkpoint ``path`` exists and was written by the run ``run_id`` (not by an earlier run in that folder)."""
+    if path is None or not path.is_file():
+        return False
+    metadata = read_metadata(path)
+    return metadata is not None and metadata.get("run_id") == run_id
+
+
 def _diverged(state: TrainState, step: int | None, value: float | None, last_path: Path | None) -> TrainingDiverged:
     finished = len(state.history)
-    if last_path is not None and last_path.is_file():
+    if _ours(last_path, state.run_id):
         where = f"the last good checkpoint is {last_path} (after epoch {finished}/{state.epochs})"
         checkpoint = last_path
+    elif last_path is not None and last_path.is_file():
+        where = f"this run wrote no checkpoint yet ({last_path} is an earlier run's, not a state of this one)"
+        checkpoint = None
     else:
         where = "no checkpoint was written" + ("" if last_path else " (checkpoint_dir=None)")
         checkpoint = None
@@ -552,6 +571,55 @@ def _diverged(state: TrainState, step: int | None, value: float | None, last_pat
         "(on a GPU, a NaN loss can also be a target class out of range: cross_entropy does not read targets back).",
         epoch=state.epoch, step=step, loss=value, checkpoint=checkpoint,
     )
+
+
+def _bad_batch(state: TrainState, step: int, value: float, x: Tensor | None, y: Tensor | None) -> NonFiniteDataError:
+    """The error for a non-finite loss whose batch already held NaN or inf: a data error, not a divergence.
+
+    ``x`` and ``y`` are the batch when it is still at hand (on a GPU the losses are read some
+    batches later, and the batch is then gone: the message names its step only).
+    """
+    parts = []
+    for name, tensor in (("inputs", x), ("targets", y)):
+        if tensor is None:
+            continue
+        data = tensor.data
+        if data.dtype.kind in "fc":
+            xp = get_array_module(data)
+            bad = int(as_numpy(xp.count_nonzero(~xp.isfinite(data))))
+            if bad:
+                rows = as_numpy(xp.nonzero(~xp.isfinite(data.reshape(len(data), -1)).all(axis=1))[0])[:10].tolist() \
+                    if data.ndim else []
+                parts.append(f"{bad} NaN/inf values in the {name}" + (f" (batch rows {rows})" if rows else ""))
+    steps = f"/{state.steps_per_epoch}" if state.steps_per_epoch else ""
+    return NonFiniteDataError(
+        f"fit: the training batch at epoch {state.epoch + 1}/{state.epochs}, step {step + 1}{steps} holds "
+        f"{' and '.join(parts) or 'NaN or inf values'}, so its loss is {value}: bad data, not a divergence (the learning rate is not "
+        "to blame). Check or clean the data the loader yields; nothing of this epoch was saved."
+    )
+
+
+def _all_finite(x: Tensor, y: Tensor) -> Any:
+    """A 0-d array where the batch is: whether its float inputs and targets are all finite (None: no float data).
+
+    Computed for every batch but read only with the losses (no extra transfer from a GPU), so
+    a NaN loss caused by the data is reported as a data error, not as a divergence.
+    """
+    finite = None
+    for data in (x.data, y.data):
+        if data.dtype.kind in "fc":
+            here = get_array_module(data).isfinite(data).all()
+            finite = here if finite is None else finite & here
+    return finite
+
+
+def _non_finite_loss(state: TrainState, found: tuple[int, float, bool], current: int, x: Tensor, y: Tensor,
+                     last_path: Path | None) -> Exception:
+    """A data error when the offending batch held NaN/inf (checked before blaming the learning rate), else a divergence."""
+    step, value, finite_data = found
+    if finite_data:
+        return _diverged(state, step, value, last_path)
+    return _bad_batch(state, step, value, x if step == current else None, y if step == current else None)
 
 
 def _check_parameters(state: TrainState, last_path: Path | None) -> None:
@@ -580,6 +648,7 @@ def _improved(record: dict[str, Any], best: dict[str, Any]) -> bool:
 def _checkpoint(state: TrainState, best: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": "last",
+        "run_id": state.run_id,
         "epoch": state.epoch,
         "epochs": state.epochs,
         "global_step": state.global_step,
