@@ -205,3 +205,122 @@ def test_the_ledger_page_gathers_every_chapters_claims(tmp_path: Path, site: Pat
     assert "In all: 1 reproduced." in page and "| VGG38 stays at chance |" in page
     assert page.count("No ledger yet") == 6 and "## [Chapter 07](chapters/07-resnet-tuning.md)" in page
     assert (site / "claims" / "index.html").exists()
+
+
+def _article(html: str) -> str:
+    return html[html.find("<article"):html.find("</article>")]
+
+
+def _toc_top_level(html: str) -> list[str]:
+    """The titles of the top-level entries of a built page's table of contents (the right sidebar)."""
+    import html as html_module  # noqa: PLC0415
+
+    toc = html[html.index('aria-label="Table of contents"'):]
+    toc = toc[:toc.index("</nav>")]
+    titles, depth = [], 0
+    for token in _toc_tokens(toc):
+        if token == "<ul":
+            depth += 1
+        elif token == "</ul":
+            depth -= 1
+        elif depth == 1 and token.startswith("title:"):
+            titles.append(html_module.unescape(token[6:]))
+    return titles
+
+
+def _toc_tokens(toc: str) -> list[str]:
+    """<ul, </ul and the text of each entry's link (title:...), in order."""
+    tokens = []
+    for match in re.finditer(r'<(/?)ul\b|<span class="md-ellipsis">\s*(.*?)\s*</span>', toc, flags=re.DOTALL):
+        if match.group(2) is not None:
+            tokens.append("title:" + " ".join(re.sub(r"<[^>]+>", "", match.group(2)).split()))
+        else:
+            tokens.append("<" + match.group(1) + "ul")
+    return tokens
+
+
+def test_every_page_has_one_title_so_included_files_do_not_break_the_contents(site: Path) -> None:
+    # An included results file with an H1 would start a second page title and scramble the contents list.
+    offenders = [str(p.relative_to(site)) for p in sorted(site.rglob("index.html"))
+                 if len(re.findall(r"<h1[ >]", _article(p.read_text(encoding="utf-8")))) != 1]
+    assert not offenders, f"pages with no or several H1 headings: {offenders}"
+
+
+def test_committed_benchmark_tables_have_no_h1_heading() -> None:
+    # benchmarks/run.py writes "## minideep vs PyTorch (...)"; the page includes these files as its sections
+    # (a file may also be a bare table, like gpu-counts.md), so none may bring an H1 of its own.
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert not [line for line in lines if re.match(r"#(?!#)", line)], f"{path.name} has an H1 heading"
+        if path.name.startswith("cpu") or path.name.startswith("before"):
+            assert lines[0].startswith("## "), f"{path.name}: its heading is {lines[0]!r}, not an H2"
+
+
+def test_benchmarks_contents_list_has_the_pages_own_sections(site: Path) -> None:
+    html = (site / "benchmarks" / "index.html").read_text(encoding="utf-8")
+    top = _toc_top_level(html)
+    import html as html_module  # noqa: PLC0415
+
+    headings = [" ".join(html_module.unescape(re.sub(r"<[^>]+>", "", h)).split()).rstrip("¶").strip()
+                for h in re.findall(r"<h2 id=[^>]*>(.*?)</h2>", _article(html), flags=re.DOTALL)]
+    assert top == headings, (top, headings)
+    for own in ("Where the time went, and what changed", "The GPU"):
+        assert own in top, f"the benchmarks page's contents list lacks its section {own!r}: {top}"
+    assert sum(t.startswith("minideep vs PyTorch") for t in top) == 2 and any(t.startswith("Before the optimisation")
+                                                                              for t in top)
+
+
+def test_diagnostics_page_shows_each_diagnostic_with_the_run_that_drew_it(site: Path) -> None:
+    html = (site / "diagnostics" / "index.html").read_text(encoding="utf-8")
+    figures = re.findall(r"<figure>(.*?)</figure>", _article(html), flags=re.DOTALL)
+    shown = {}
+    for figure in figures:
+        src = re.search(r'<img [^>]*src="\.\./figures/(\d\d)/([^"]+)"', figure)
+        assert src, f"a figure on the diagnostics page shows no chapter figure: {figure[:200]}"
+        chapter, name = src.groups()
+        caption = _text_of(re.search(r"<figcaption>(.*?)</figcaption>", figure, flags=re.DOTALL).group(1))
+        shown[name] = caption
+        assert (DOCS / "figures" / chapter / name).is_file()
+        match = re.match(r"Chapter (\d\d), (\w+) preset, ([^(]+?) \(", caption)
+        assert match and match.group(1) == chapter, f"{name}: the caption does not start with its chapter: {caption!r}"
+        results_path = DOCS / "figures" / chapter / "results.json"
+        if results_path.exists():  # the caption says what the committed run was
+            results = json.loads(results_path.read_text())
+            assert match.group(2) == results["preset"], (name, caption, results["preset"])
+            assert name in results.get("figures", []), f"{name} is not a figure of chapter {chapter}'s committed run"
+            dataset = (results.get("dataset") or {}).get("name")
+            assert ("bundled" in match.group(3)) == (dataset == "bundled"), (name, caption, dataset)
+            assert (match.group(3) == "no data set") == (dataset is None), (name, caption, dataset)
+    plotted = {"gradient_flow": "gradient_flow", "chain_rule_gains": "chain_rule", "forward_statistics": "activation_std",
+               "gate_analysis": "gates", "lesion_study": "lesion", "graph_picture": "graph"}
+    for diagnostic, stem in plotted.items():
+        assert any(stem in name for name in shown), f"the diagnostics page shows no picture of {diagnostic}: {list(shown)}"
+
+
+def _chapter_sources() -> dict[str, Path]:
+    """Chapter number -> its page under docs/chapters/."""
+    return {p.name[:2]: p for p in sorted((DOCS / "chapters").glob("0*.md"))}
+
+
+def _committed_ledgers() -> list[str]:
+    return sorted(p.parent.name for p in (DOCS / "figures").glob("0*/claims.json"))
+
+
+def test_chapters_with_a_ledger_show_it_near_the_top_of_their_page() -> None:
+    # "Near the top": before the page's third section. Chapters whose run has no claims.json yet are not checked.
+    pages = _chapter_sources()
+    for chapter in _committed_ledgers():
+        text = pages[chapter].read_text(encoding="utf-8")
+        include = f'--8<-- "docs/figures/{chapter}/claims.md"'
+        assert include in text, f"chapter {chapter} commits claims.json but its page does not include claims.md"
+        sections = [m.start() for m in re.finditer(r"^## ", text, flags=re.MULTILINE)]
+        assert len(sections) < 3 or text.index(include) < sections[2], f"chapter {chapter}: the ledger is not near the top"
+
+
+def test_chapters_with_a_ledger_include_no_text_table_in_a_code_block() -> None:
+    # The issue's rule: results tables are Markdown tables from the run, never fixed-width text in code blocks.
+    pages = _chapter_sources()
+    for chapter in _committed_ledgers():
+        text = pages[chapter].read_text(encoding="utf-8")
+        old = re.findall(r'--8<-- "docs/figures/\d\d/((?:table|tables|check)[\w-]*\.txt)"', text)
+        assert not old, f"chapter {chapter}'s page still shows text tables in code blocks: {old}"

@@ -2,6 +2,11 @@
 
 For the home page and every chapter page: no console errors, no request to any host but
 this machine, every formula typeset by MathJax (no raw TeX left), every figure loaded.
+On every chapter page, at 1280 px: no results table or display equation is wider than the
+content column (one that is still too wide must scroll inside a container that fits the
+column), and the page does not scroll sideways; a chapter that commits its claims ledger
+(docs/figures/0N/claims.json) shows it as a table. The claims-ledger page lists every
+chapter, and the API pages show docstrings as written (Conv2d's ``s*h + i``, no ``Example::``).
 A screenshot of each page is saved under the test's temporary folder.
 
 Skips cleanly without MkDocs (`pip install -e ".[docs]"`), Selenium (the test extra) or
@@ -166,6 +171,64 @@ return {
 """
 
 
+# Every results table and display equation of the article, and whether it fits the content
+# column (Material's .md-content, between the two sidebars): either its own box lies inside
+# the column, or it scrolls inside the nearest container that clips it sideways and that
+# container's box lies inside the column. MathJax's hidden assistive copy is left out.
+_LAYOUT = """
+const column = document.querySelector(".md-content").getBoundingClientRect();
+const article = document.querySelector("article") || document.body;
+const inside = (r) => r.left >= column.left - 1 && r.right <= column.right + 1;
+const scroller = (el) => {
+  for (let a = el; a && a !== article.parentElement; a = a.parentElement) {
+    const overflow = getComputedStyle(a).overflowX;
+    if ((overflow === "auto" || overflow === "scroll" || overflow === "hidden") && a.scrollWidth > a.clientWidth + 1) {
+      return a;
+    }
+  }
+  return null;
+};
+const items = [...article.querySelectorAll("table")].map((el) => ["table", el]).concat(
+  [...article.querySelectorAll("mjx-container[display='true']")]
+    .filter((el) => !el.closest("mjx-assistive-mml")).map((el) => ["equation", el]));
+const overflowing = [], scrolling = [];
+for (const [kind, el] of items) {
+  const box = el.getBoundingClientRect();
+  const what = kind + " '" + el.textContent.replace(/\\s+/g, " ").trim().slice(0, 60) + "'";
+  const wrap = scroller(el);
+  if (wrap) {
+    const r = wrap.getBoundingClientRect();
+    if (inside(r)) {
+      scrolling.push(what + " (" + el.scrollWidth + " px in " + wrap.clientWidth + ")");
+    } else {
+      overflowing.push(what + ": its scrolling container spans " + Math.round(r.left) + "-" + Math.round(r.right));
+    }
+  } else if (!inside(box)) {
+    overflowing.push(what + ": spans " + Math.round(box.left) + "-" + Math.round(box.right));
+  }
+}
+const headers = [...article.querySelectorAll("table")].map(
+  (t) => [...(t.tHead || t).rows[0].cells].map((c) => c.textContent.trim().toLowerCase()));
+return {column: [column.left, column.right], tables: items.filter((i) => i[0] === "table").length,
+        equations: items.length - items.filter((i) => i[0] === "table").length,
+        overflowing: overflowing, scrolling: scrolling, headers: headers,
+        page_width: document.documentElement.scrollWidth, viewport: window.innerWidth};
+"""
+
+# Until every chapter commits its ledger, only chapters with docs/figures/0N/claims.json must
+# show one; set True to require a ledger on every chapter page.
+STRICT_LEDGERS = False
+LEDGER_COLUMNS = {"claim", "paper", "ours", "verdict"}
+
+
+def _has_ledger_table(headers: list[list[str]]) -> bool:
+    return any(LEDGER_COLUMNS <= set(row) for row in headers)
+
+
+def _chapter_number(page: str) -> str:
+    return page.split("/")[1][:2]
+
+
 def _screenshot(driver: "webdriver.Chrome", path: Path) -> None:
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
     path.write_bytes(base64.b64decode(shot["data"]))
@@ -216,14 +279,84 @@ def test_home_page_renders_math_offline(served_site, browser, tmp_path: Path) ->
     assert (tmp_path / "home.png").stat().st_size > 10_000
 
 
-def test_chapter_pages_render_offline(served_site, browser, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def chapter_layouts(served_site, browser, tmp_path_factory) -> dict[str, dict]:
+    """Open every chapter page once at 1280 px: the offline checks of _check_page, then its layout."""
     base, site = served_site
     pages = _chapter_pages(site)
     assert pages, "the built site has no chapter pages"
+    assert browser.execute_script("return window.innerWidth") >= 1264, "the browser window is not 1280 px wide"
+    shots = tmp_path_factory.mktemp("chapters")
+    layouts = {}
     for page in pages:
-        _check_page(browser, base, page, tmp_path)
-        shot = tmp_path / (page.strip("/").replace("/", "_") + ".png")
+        math = _check_page(browser, base, page, shots)
+        shot = shots / (page.strip("/").replace("/", "_") + ".png")
         assert shot.stat().st_size > 10_000, f"{page}: empty screenshot"
+        layouts[page] = browser.execute_script(_LAYOUT) | {"math": math}
+    return layouts
+
+
+def test_chapter_pages_render_offline(chapter_layouts) -> None:
+    for page, layout in chapter_layouts.items():
+        math = layout["math"]
+        if math["marked"]:
+            assert math["typeset"] > 0, f"{page}: {math['marked']} formulas marked but no mjx-container"
+        assert "$$" not in math["text"], f"{page}: raw $$ left in the text"
+
+
+def test_tables_and_equations_fit_the_column_at_1280px(chapter_layouts) -> None:
+    problems = []
+    for page, layout in chapter_layouts.items():
+        problems += [f"{page}: {item}" for item in layout["overflowing"]]
+        if layout["page_width"] > layout["viewport"]:
+            problems.append(f"{page}: the page is {layout['page_width']} px wide in a {layout['viewport']} px window")
+    assert not problems, "wider than the content column at 1280 px:\n" + "\n".join(problems)
+
+
+def test_chapter_pages_show_their_claims_ledger(chapter_layouts) -> None:
+    missing = []
+    for page, layout in chapter_layouts.items():
+        committed = (ROOT / "docs" / "figures" / _chapter_number(page) / "claims.json").exists()
+        if (committed or STRICT_LEDGERS) and not _has_ledger_table(layout["headers"]):
+            missing.append(f"{page} (claims.json {'committed' if committed else 'missing'})")
+    assert not missing, f"chapter pages without a claims-ledger table (claim, paper, ours, verdict): {missing}"
+
+
+def test_ledger_page_lists_every_chapter(served_site, browser) -> None:
+    base, site = served_site
+    browser.get(base + "claims/")
+    found = browser.execute_script("""
+        return [...document.querySelectorAll("article h2 a")].map((a) => [a.textContent.trim(), a.pathname]);
+    """)
+    linked = {path.strip("/") + "/" for _, path in found}
+    missing = [page for page in _chapter_pages(site) if page not in linked]
+    assert not missing, f"the claims-ledger page has no section for {missing}: {found}"
+    headers = browser.execute_script("""
+        return [...document.querySelectorAll("article table")].map(
+            (t) => [...(t.tHead || t).rows[0].cells].map((c) => c.textContent.trim().toLowerCase()));
+    """)
+    committed = sorted(p.parent.name for p in (ROOT / "docs" / "figures").glob("*/claims.json"))
+    ledgers = [h for h in headers if LEDGER_COLUMNS <= set(h)]
+    assert len(ledgers) == len(committed), f"{len(ledgers)} ledger tables for the committed ledgers of {committed}"
+
+
+def test_api_pages_show_docstrings_as_written(served_site, browser) -> None:
+    base, _ = served_site
+    browser.get(base + "api/nn/")
+    shown = browser.execute_script("""
+        const article = document.querySelector("article");
+        const heading = document.getElementById("minideep.nn.Conv2d");
+        const conv = heading && heading.closest(".doc-object");
+        const text = (el) => { const copy = el.cloneNode(true);
+            copy.querySelectorAll("details.mkdocstrings-source").forEach((n) => n.remove());
+            document.body.appendChild(copy); const t = copy.innerText; copy.remove(); return t; };
+        return {conv: conv ? text(conv) : null, page: text(article),
+                italic: conv ? [...conv.querySelectorAll("em")].map((e) => e.textContent) : []};
+    """)
+    assert shown["conv"] is not None, "api/nn/ shows no minideep.nn.Conv2d"
+    assert "s*h + i" in shown["conv"] and "s*w + j" in shown["conv"], "Conv2d's formula lost its stars"
+    assert not any("h + i" in e for e in shown["italic"]), f"Conv2d's formula turned italic: {shown['italic']}"
+    assert "Example::" not in shown["page"], "a docstring shows reST's 'Example::' literally"
 
 
 def test_instant_navigation_typesets_the_new_page(served_site, browser) -> None:
@@ -254,3 +387,17 @@ def test_instant_navigation_typesets_the_new_page(served_site, browser) -> None:
     assert browser.execute_script("return typeof window.MathJax.typesetPromise") == "function"
     severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, f"console errors after instant navigation: {severe}"
+
+
+def test_diagnostics_page_shows_its_chapter_figures(served_site, browser, tmp_path: Path) -> None:
+    base, _ = served_site
+    _check_page(browser, base, "diagnostics/", tmp_path)  # offline, math typeset, every image loaded
+    figures = browser.execute_script("""
+        return [...document.querySelectorAll("article figure")].map((f) => {
+            const img = f.querySelector("img"), caption = f.querySelector("figcaption");
+            return [img ? img.naturalWidth : 0, caption ? caption.textContent.trim() : ""];
+        });
+    """)
+    assert len(figures) >= 6, f"the diagnostics page shows {len(figures)} figures"
+    for width, caption in figures:
+        assert width > 0 and caption.startswith("Chapter 0"), (width, caption)
