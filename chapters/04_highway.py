@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,9 +23,11 @@ import numpy as np
 
 import minideep as md
 from minideep import plots
+from minideep.backend import as_numpy
+from minideep.ops.loss import cross_entropy
 from minideep.data import DataLoader, chapter_data
-from minideep.diagnostics import chain_rule_gains, gate_analysis, lesion_study
-from minideep.experiment import Experiment, RunContext, format_table
+from minideep.diagnostics import block_report, chain_rule_gains, gate_analysis, lesion_study, lesioned, recorded_gates
+from minideep.experiment import Experiment, RunContext, format_table, markdown_table
 from minideep.models.highway import PAPER_CONV_PARAMETERS, ConvHighwayNet, HighwayMLP, PlainMLP
 from minideep.train import TrainingDiverged, evaluate, train_classifier
 
@@ -32,13 +35,14 @@ from minideep.train import TrainingDiverged, evaluate, train_classifier
 class Spec(NamedTuple):
     """One variant: a network family, its depth (hidden layers) or width, and what differs from the default."""
 
-    family: str  # "plain", "highway" or "conv"
+    family: str  # "plain", "highway", "conv" or "conv_cifar"
     depth: int = 0  # hidden layers of an MLP, the entry layer included
     width: int = 0  # channels of a conv highway net
     init: str = "glorot_uniform"  # Glorot's "normalized initialization"
-    dataset: str | None = None  # None: the run's data set; "cifar100": the paper's second analysis net
-    gate_bias: float | None = None  # None: -1/-2/-3 by depth (models.highway.gate_bias_for_depth)
-    activations: tuple[str, ...] | None = None  # None: the preset's search
+    dataset: str | None = None  # None: the run's data set; "cifar10"/"cifar100": the paper's other data sets
+    gate_bias: float | None = None  # None: searched (random search) or -1/-2/-3 by depth
+    activations: tuple[str, ...] | None = None  # None: searched
+    analysis: bool = False  # the paper's analysis net: fixed configuration, gates, routing and lesions
 
 
 DEPTHS = (10, 20, 50, 100)
@@ -48,36 +52,87 @@ VARIANTS.update({
     "plain_50_he": Spec("plain", 50, init="he_normal"),
     "conv_highway_16": Spec("conv", width=16),
     "conv_highway_32": Spec("conv", width=32),
-    # The paper's CIFAR-100 analysis net: 50 hidden layers, tanh, b_T = -4 (off the paper preset, the bundled set).
-    "highway_50_cifar100": Spec("highway", 50, dataset="cifar100", gate_bias=-4.0, activations=("tanh",)),
+    # The paper's analysis nets (Section 4): 50 hidden layers, tanh, b_T = -2 on MNIST and -4 on CIFAR-100.
+    "highway_50_analysis": Spec("highway", 50, gate_bias=-2.0, activations=("tanh",), analysis=True),
+    "highway_50_cifar100": Spec("highway", 50, dataset="cifar100", gate_bias=-4.0, activations=("tanh",),
+                                analysis=True),
+    # Table 3: the official 19-layer convolutional highway net (Highway B, ~2.3M parameters), CIFAR-10 and -100.
+    "conv_highway_19_cifar10": Spec("conv_cifar", 19, dataset="cifar10"),
+    "conv_highway_19_cifar100": Spec("conv_cifar", 19, dataset="cifar100"),
 })
 
-# Srivastava et al. (2015): Section 3.1 / Fig. 1 (FC, MNIST, training cross-entropy), Table 1 (conv, MNIST).
+# Srivastava et al. (2015): Section 3.1 / Fig. 1 (FC, MNIST, training cross-entropy), Table 1 (conv, MNIST),
+# Table 3 (conv, CIFAR-10/100: best (mean +- std) of 5 runs).
 PAPER = {
     "plain_10": "train CE < 1e-4", "plain_20": "train CE < 1e-4",
     "plain_50": "degrades with depth", "plain_100": ">100x worse than highway_100",
     "highway_50": "as good as depth 10/20", "highway_100": "as good as depth 10/20",
     "conv_highway_16": "39K params, 99.43 (99.4+-0.03)", "conv_highway_32": "151K params, 99.55 (99.54+-0.02)",
+    "conv_highway_19_cifar10": "92.40 (92.31+-0.12)", "conv_highway_19_cifar100": "67.76 (67.61+-0.15)",
 }
 
+#: The random search's ranges (the paper gives the searched quantities, not the ranges, except b_T in [-10, -1]):
+#: lr log-uniform, 1 - momentum log-uniform, the per-epoch decay factor uniform, the activation a coin toss.
+SEARCH_SPACE = {"lr": (1e-3, 0.3), "one_minus_momentum": (0.01, 0.5), "lr_decay": (0.8, 1.0),
+                "activations": ("relu", "tanh"), "gate_bias": (-10.0, -1.0)}
+
 PRESETS = {
-    # Seconds (the test suite): a few steps, one learning rate, analysis of the 10-layer highway net.
-    "smoke": dict(n_train=60, n_val=10, n_test=20, epochs=1, batch_size=20, lrs=[0.1], activations=["relu"],
-                  analysis_depth=10, gains_depth=10, analysis_examples=40, conv_n_train=10, conv_epochs=1,
-                  epoch_lines=False),
-    # The CPU default: 4,000 bundled images, 8 epochs, two learning rates per network, analysis of the 50-layer net.
-    "quick": dict(n_train=4000, n_val=500, n_test=1000, epochs=8, batch_size=100, lrs=[0.03, 0.1], activations=["relu"],
-                  analysis_depth=50, gains_depth=50, analysis_examples=1000, conv_n_train=2000, conv_epochs=1,
-                  epoch_lines=False),
-    # The paper: all of MNIST (55,000 / 5,000 split), a search over rates and activations, 100 epochs; conv nets
-    # with the official solver's length (300 epochs = 180k steps of 100).
-    "paper": dict(n_train=None, n_val=5000, n_test=None, epochs=100, batch_size=100, lrs=[0.01, 0.03, 0.1, 0.3],
-                  activations=["relu", "tanh"], analysis_depth=50, gains_depth=50, analysis_examples=10000,
-                  conv_n_train=None, conv_epochs=300, epoch_lines=True),
+    # Seconds (the test suite): two trials per network, analysis of the 10-layer highway net.
+    "smoke": dict(n_train=60, n_val=10, n_test=20, epochs=1, batch_size=20, trials=2, top_k=1,
+                  long_epochs=2, long_depths=[10], analysis_lrs=[0.03], analysis_epochs=1,
+                  analysis_examples=40, lesion_examples=None, conv_n_train=10, conv_epochs=1, epoch_lines=False,
+                  report_batch=4, report_probes=2, report_iterations=2),
+    # The CPU default: 2,000 bundled images, 5 epochs per trial, 10 random trials per network (best and mean of
+    # the best 3), the two best configurations retrained 4x longer, the paper's analysis net.
+    "quick": dict(n_train=2000, n_val=500, n_test=1000, epochs=5, batch_size=100, trials=10, top_k=3,
+                  long_epochs=20, long_depths=[10, 100], analysis_lrs=[0.03, 0.1], analysis_epochs=10,
+                  analysis_examples=1000, lesion_examples=None, conv_n_train=2000, conv_epochs=1, epoch_lines=False,
+                  report_batch=16, report_probes=8, report_iterations=10),
+    # The paper: all of MNIST (55,000 / 5,000 split), 100 random trials per network (best and mean of the best
+    # 10), 100 epochs; lesions on the whole training set; conv nets with the official solver's length.
+    "paper": dict(n_train=None, n_val=5000, n_test=None, epochs=100, batch_size=100, trials=100, top_k=10,
+                  long_epochs=400, long_depths=[10, 100], analysis_lrs=[0.01, 0.03, 0.1], analysis_epochs=100,
+                  analysis_examples=10000, lesion_examples=None, conv_n_train=None, conv_epochs=300,
+                  epoch_lines=True, report_batch=16, report_probes=8, report_iterations=10),
 }
 for preset in PRESETS.values():
-    # SGD with momentum and an exponentially decaying rate (Section 3.1); the conv nets use the official solver.
-    preset.update(momentum=0.9, lr_decay=0.95, conv_lr=0.01, conv_weight_decay=1e-3)
+    # The analysis net: SGD with momentum and an exponentially decaying rate (Section 3.1); the conv nets use the
+    # official solver (Nesterov, lr 0.01 / 0.025 for CIFAR, momentum 0.9, weight decay 1e-3, step schedule).
+    preset.update(momentum=0.9, lr_decay=0.95, conv_lr=0.01, conv_weight_decay=1e-3, cifar_lr=0.025,
+                  search_seed=2015)
+
+
+def search_trials(family: str, depth: int, n: int, seed: int) -> list[dict]:
+    """The random search's ``n`` configurations for one network, drawn from ``SEARCH_SPACE``.
+
+    Reproducible: the generator is seeded with (``seed``, depth, family), so every network has
+    its own trials and the same call gives the same trials. Plain networks draw no b_T.
+    """
+    rng = np.random.default_rng([seed, depth, {"plain": 0, "highway": 1}[family]])
+    space, trials = SEARCH_SPACE, []
+    for i in range(n):
+        lo, hi = space["lr"]
+        mlo, mhi = space["one_minus_momentum"]
+        trial = {"trial": i, "lr": float(math.exp(rng.uniform(math.log(lo), math.log(hi)))),
+                 "momentum": float(1 - math.exp(rng.uniform(math.log(mlo), math.log(mhi)))),
+                 "lr_decay": float(rng.uniform(*space["lr_decay"])),
+                 "activation": str(space["activations"][int(rng.integers(2))])}
+        gate = float(rng.uniform(*space["gate_bias"]))  # drawn for both families, so the streams line up
+        if family == "highway":
+            trial["gate_bias"] = gate
+        trials.append(trial)
+    return trials
+
+
+def search_summary(search: list[dict], k: int) -> dict:
+    """Best final training loss and the mean of the best ``k`` (diverged trials count as infinite)."""
+    losses = sorted(t["final_train_loss"] for t in search)
+    finite = [v for v in losses if math.isfinite(v)]
+    top = losses[:k]
+    return {"best": losses[0] if losses else None, "top_k": k,
+            "top_k_mean": float(np.mean(top)) if top and all(math.isfinite(v) for v in top) else None,
+            "top_k_mean_finite": float(np.mean(finite[:k])) if finite else None,
+            "trials": len(search), "diverged": sum(1 for t in search if t.get("diverged"))}
 
 
 def load_data(args, config):
@@ -103,78 +158,183 @@ def build_mlp(spec: Spec, activation: str, in_features: int, num_classes: int):
                       gate_bias=spec.gate_bias, init=spec.init)
 
 
-def train_trial(ctx: RunContext, spec: Spec, data, lr: float, activation: str):
-    """One point of the learning-rate search: (trained model or None, record)."""
+def train_trial(ctx: RunContext, spec: Spec, data, trial: dict, epochs: int, tag: str):
+    """One trial (a configuration of the search, or a fixed one): (trained model and run, or None; record)."""
     cfg = ctx.config
     shape = data.train.images.shape[1:]
     md.manual_seed(ctx.seed)
-    model = build_mlp(spec, activation, int(np.prod(shape)), len(data.train.classes))
+    model = build_mlp(spec._replace(gate_bias=trial.get("gate_bias", spec.gate_bias)), trial["activation"],
+                      int(np.prod(shape)), len(data.train.classes))
     train_eval = DataLoader(data.train, 500, transform=data.eval_transform)
-    record = {"lr": lr, "activation": activation, "loss_at_init": evaluate(model, train_eval)["loss"]}
+    record = {**trial, "epochs": epochs, "loss_at_init": evaluate(model, train_eval)["loss"]}
+    label = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in trial.items() if k != "trial")
     try:
         run = train_classifier(
-            model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=ctx.seed, optimizer="sgd", lr=lr,
-            momentum=cfg["momentum"], schedule="exponential", gamma=cfg["lr_decay"], device=ctx.device,
-            checkpoint_dir=ctx.checkpoint_dir / f"{activation}_lr{lr:g}", resume=ctx.resume,
+            model, data, epochs=epochs, batch_size=cfg["batch_size"], seed=ctx.seed, optimizer="sgd", lr=trial["lr"],
+            momentum=trial["momentum"], schedule="exponential", gamma=trial["lr_decay"], device=ctx.device,
+            checkpoint_dir=ctx.checkpoint_dir / tag, resume=ctx.resume,
             progress=cfg["progress"], log=print if cfg["epoch_lines"] else None,
         )
     except TrainingDiverged as e:
         record.update(diverged=True, final_train_loss=math.inf, message=str(e).split(";")[0])
-        print(f"    {activation}, lr {lr:g}: diverged ({record['message']})")
+        print(f"    {tag} ({label}): diverged ({record['message']})")
         return None, record
-    record.update(diverged=False, final_train_loss=run["history"][-1]["train_loss"],
+    final = run["history"][-1]["train_loss"]
+    record.update(diverged=not math.isfinite(final), final_train_loss=final if math.isfinite(final) else math.inf,
                   train_loss=[h["train_loss"] for h in run["history"]], test_accuracy=run["test_accuracy"])
-    print(f"    {activation}, lr {lr:g}: training loss {record['loss_at_init']:.3f} -> {record['final_train_loss']:.3f}, "
+    print(f"    {tag} ({label}): training loss {record['loss_at_init']:.3f} -> {final:.3g}, "
           f"test accuracy {run['test_accuracy']:.1%}")
     return (model, run), record
+
+
+def training_cross_entropy(model, x: md.Tensor, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on (x, y), in eval mode, no graph."""
+    total = correct = 0.0
+    with md.no_grad():
+        for i in range(0, len(y), batch_size):
+            logits = model(x[i:i + batch_size])
+            target = y[i:i + batch_size]
+            total += float(cross_entropy(logits, target).item()) * len(target)
+            correct += float((as_numpy(logits.data).argmax(axis=1) == target).sum())
+    return total / len(y), correct / len(y)
+
+
+def lesion_cross_entropy(model, x: md.Tensor, y: np.ndarray) -> dict:
+    """The paper's lesioning (Fig. 4): each highway layer's gates shut (T = 0, the layer copies its input) in turn,
+    training-set cross-entropy and accuracy with that layer lesioned."""
+    model.eval()
+    names = [name for name, m in model.named_modules() if isinstance(m, md.nn.Highway)]
+    base_loss, base_acc = training_cross_entropy(model, x, y)
+    losses, accs = [], []
+    for name in names:
+        with lesioned(model, name):
+            loss, acc = training_cross_entropy(model, x, y)
+        losses.append(loss)
+        accs.append(acc)
+    return {"names": names, "loss": losses, "accuracy": accs, "baseline_loss": base_loss,
+            "baseline_accuracy": base_acc, "n_examples": int(len(y))}
+
+
+def gate_statistics(model, x: md.Tensor, y: np.ndarray, threshold: float = 0.5) -> dict:
+    """The two gate statistics of the paper's Fig. 2, both ways, and the routing of Fig. 3.
+
+    With T[n, l, u] the transform gate of unit u in layer l for example n:
+      active_on_average[l]:  fraction of units whose mean over the examples, mean_n T, exceeds ``threshold``
+                             (the paper: "most transform gates are active on average");
+      active_per_example[l]: fraction of units with T > ``threshold``, averaged over the examples
+                             (the paper: "very selective activity for the single example");
+      routing[c][l][u]:      mean of T over class c minus the mean over all examples (Fig. 3).
+    """
+    model.eval()
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, md.nn.Highway)]
+    with md.no_grad(), recorded_gates(layers) as recorded:
+        model(x)
+    gates = np.stack([as_numpy(recorded[name]).astype(np.float64) for name, _ in layers], axis=1)  # (N, L, U)
+    mean = gates.mean(axis=0)
+    routing = {str(int(c)): np.round(gates[y == c].mean(axis=0) - mean, 4).tolist() for c in np.unique(y)}
+    return {"threshold": threshold, "names": [name for name, _ in layers],
+            "active_on_average": (mean > threshold).mean(axis=1).tolist(),
+            "active_per_example": (gates > threshold).mean(axis=2).mean(axis=0).tolist(),
+            "mean_gate_overall": float(gates.mean()), "routing": routing,
+            "routing_max_abs": np.abs(np.stack([np.asarray(r) for r in routing.values()])).max(axis=(0, 2)).tolist()}
 
 
 def analyse_highway(model, data, cfg: dict, device: str) -> dict:
     """Gates (Fig. 2), routing by class (Fig. 3) and lesions (Fig. 4) of a trained highway net."""
     x_train, y_train = arrays(data.train, data.eval_transform, cfg["analysis_examples"], device)
+    x_lesion, y_lesion = arrays(data.train, data.eval_transform, cfg["lesion_examples"], device)
     x_test, y_test = arrays(data.test, data.eval_transform, None, device)
     model.eval()
     gates = gate_analysis(model, x_train, y_train)
-    lesion_train = lesion_study(model, (x_train, y_train))
-    lesion_test = lesion_study(model, (x_test, y_test))
-    return {"gates": gates.to_dict(), "lesion_train": lesion_train.to_dict(), "lesion_test": lesion_test.to_dict(),
-            "class_names": list(data.train.classes)}
+    return {"gates": gates.to_dict(), "gate_statistics": gate_statistics(model, x_train, y_train),
+            "lesion_train": lesion_cross_entropy(model, x_lesion, y_lesion),
+            "lesion_test": lesion_study(model, (x_test, y_test)).to_dict(),
+            "class_names": list(data.train.classes), "n_train_examples": int(len(y_train))}
+
+
+def highway_theory(activation: str):
+    """The gate argument for a highway layer's rms gain, with the gates at their bias t = sigmoid(b_T):
+
+    J = diag(1 - T) + diag(T) diag(phi') W_H + diag(H - x) diag(T (1 - T)) W_T. Keeping the carry term and the
+    transform term (W_H with unit rms gain, E[phi'^2] = 1/2 for ReLU, about 1 for tanh near 0) and leaving out
+    the gate's own term: rms^2 ~ mean_u [(1 - t_u)^2 + t_u^2 E[phi'^2]]. Plain layers: no prediction.
+    """
+    slope2 = 0.5 if activation == "relu" else 1.0
+
+    def theory(name: str, module, row: dict) -> float | None:
+        if not isinstance(module, md.nn.Highway):
+            return None
+        t = 1.0 / (1.0 + np.exp(-as_numpy(module.gate.bias.data).astype(np.float64)))
+        return float(np.sqrt(np.mean((1 - t) ** 2 + t ** 2 * slope2)))
+    return theory
+
+
+def blocks(model, x, y, cfg: dict, seed: int, activation: str) -> list[dict]:
+    """``diagnostics.block_report`` over the entry layer, every hidden layer and the classifier, with the gate theory."""
+    n = cfg["report_batch"]
+    rows = block_report(model, x[:n], y[:n], probes=cfg["report_probes"], iterations=cfg["report_iterations"],
+                        seed=seed, theory=highway_theory(activation))
+    keep = ("name", "kind", "grad_norm", "on_gradient", "rms", "top", "predicted")
+    return [{k: row[k] for k in keep} for row in rows]
 
 
 def run_mlp(ctx: RunContext, spec: Spec) -> dict:
     cfg = ctx.config
+    load_before = os.getloadavg()[0]
     data = ctx.data.cifar100() if spec.dataset == "cifar100" else ctx.data
     if spec.dataset and data.notice:
         print(f"  {data.notice}")
+    if spec.analysis:  # the paper's configuration: tanh, b_T fixed; only the learning rate chosen
+        trials = [{"trial": i, "lr": lr, "momentum": cfg["momentum"], "lr_decay": cfg["lr_decay"],
+                   "activation": spec.activations[0], "gate_bias": spec.gate_bias}
+                  for i, lr in enumerate(cfg["analysis_lrs"])]
+        epochs = cfg["analysis_epochs"]
+    else:
+        trials = search_trials(spec.family, spec.depth, cfg["trials"], cfg["search_seed"])
+        epochs = cfg["epochs"]
     search, best = [], None
-    for activation in spec.activations or cfg["activations"]:
-        for lr in cfg["lrs"]:
-            trained, record = train_trial(ctx, spec, data, lr, activation)
-            search.append(record)
-            if trained is not None and (best is None or record["final_train_loss"] < best[2]["final_train_loss"]):
-                best = (*trained, record)
+    for trial in trials:
+        trained, record = train_trial(ctx, spec, data, trial, epochs, f"trial{trial['trial']}")
+        search.append(record)
+        if trained is not None and math.isfinite(record["final_train_loss"]) and (
+                best is None or record["final_train_loss"] < best[2]["final_train_loss"]):
+            best = (*trained, record)
     out = {"family": spec.family, "depth": spec.depth, "init": spec.init, "search": search,
-           "dataset": data.description}
+           "search_summary": search_summary(search, cfg["top_k"] if not spec.analysis else 1),
+           "dataset": data.description, "analysis_net": spec.analysis}
     if best is None:
-        print(f"  {ctx.variant}: every learning rate diverged")
-        return {**out, "all_diverged": True}
+        print(f"  {ctx.variant}: every trial diverged")
+        return {**out, "all_diverged": True, "load_average": [load_before, os.getloadavg()[0]]}
     model, run, record = best
-    out.update(run, best={"lr": record["lr"], "activation": record["activation"]},
-               loss_at_init=record["loss_at_init"], final_train_loss=record["final_train_loss"])
+    chosen = {k: record[k] for k in ("trial", "lr", "momentum", "lr_decay", "activation", "gate_bias") if k in record}
+    out.update(run, best=chosen, loss_at_init=record["loss_at_init"], final_train_loss=record["final_train_loss"])
     if isinstance(model, HighwayMLP):
         out["gate_bias_init"] = model.gate_bias
+
+    # The budget check: the best configuration trained longer (is depth 100 short of depth 10 for want of steps?).
+    if not spec.analysis and spec.family == "highway" and spec.depth in cfg["long_depths"]:
+        _, longer = train_trial(ctx, spec, data, chosen, cfg["long_epochs"], "longer")
+        out["longer"] = longer
 
     # The chain rule at initialisation (the best setting's starting point) and after training, on one batch.
     x, y = next(iter(data.loaders(cfg["batch_size"], ctx.seed, ctx.device)[0]))
     md.manual_seed(ctx.seed)
-    fresh = build_mlp(spec, record["activation"], model.layers[1].linear.in_features, model.classifier.out_features)
+    fresh = build_mlp(spec._replace(gate_bias=chosen.get("gate_bias", spec.gate_bias)), chosen["activation"],
+                      model.layers[1].linear.in_features, model.classifier.out_features)
     fresh.to(ctx.device)
     out["chain_rule_at_init"] = chain_rule_gains(fresh, x, y).to_dict()
     out["chain_rule_trained"] = chain_rule_gains(model, x, y).to_dict()
-    if spec.family == "highway" and (spec.depth == cfg["analysis_depth"] or spec.dataset):
+    if spec.depth in (10, 50) or spec.analysis:
+        out["blocks_at_init"] = blocks(fresh, x, y, cfg, ctx.seed, chosen["activation"])
+        out["blocks_trained"] = blocks(model, x, y, cfg, ctx.seed, chosen["activation"])
+    if spec.analysis:
         out["analysis"] = analyse_highway(model, data, cfg, ctx.device)
-    print(f"  {ctx.variant}: best {record['activation']} lr {record['lr']:g}, training loss "
-          f"{record['loss_at_init']:.3f} -> {record['final_train_loss']:.3f}, test accuracy {run['test_accuracy']:.1%}")
+        out["gate_bias_trained_mean"] = float(np.mean([as_numpy(h.gate.bias.data).mean() for h in model.highways]))
+    out["load_average"] = [load_before, os.getloadavg()[0]]
+    s = out["search_summary"]
+    print(f"  {ctx.variant}: best trial {chosen}, training loss {record['loss_at_init']:.3f} -> "
+          f"{record['final_train_loss']:.3g}; best {s['best']:.3g}, mean of best {s['top_k']} "
+          f"{s['top_k_mean'] if s['top_k_mean'] is not None else float('nan'):.3g}; test accuracy {run['test_accuracy']:.1%}")
     return out
 
 
@@ -252,7 +412,7 @@ def figures(results: dict, out: Path) -> list[Path]:
         made.append(plots.depth_curves(curves, out / "depth_curves.png",
                                        title="Training loss by depth (best learning rate of the search)"))
 
-    depth = results["config"]["gains_depth"]
+    depth = 50 if "plain_50" in variants and "highway_50" in variants else 10
     pair = [(label, _first_runs(variants, f"{label}_{depth}")) for label in ("plain", "highway")]
     if all(runs and "chain_rule_at_init" in runs[0] for _, runs in pair):
         grid = {when: {label: runs[0][key]["grad_norms"] for label, runs in pair}
@@ -303,10 +463,11 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     variants=list(VARIANTS),
     default_variants={
-        "smoke": ["plain_10", "highway_10", "conv_highway_16"],
-        "quick": ["plain_10", "plain_50", "highway_10", "highway_50"],
+        "smoke": ["plain_10", "highway_10", "highway_50_analysis", "conv_highway_16"],
+        "quick": ["highway_50_analysis", "plain_10", "highway_10", "plain_50", "highway_50", "highway_100", "plain_100"],
         "paper": [v for v in VARIANTS if v != "plain_50_he"],
     },
+    default_seeds={"paper": [0]},
     load_data=load_data,
     run_variant=run_variant,
     summarize=summarize,
