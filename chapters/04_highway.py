@@ -29,6 +29,7 @@ from minideep.ops.loss import cross_entropy
 from minideep.data import DataLoader, chapter_data
 from minideep.diagnostics import block_report, chain_rule_gains, gate_analysis, lesion_study, lesioned, recorded_gates
 from minideep.experiment import Experiment, RunContext, format_table, markdown_table
+from minideep.results import read_results
 from minideep.models.highway import PAPER_CONV_PARAMETERS, ConvHighwayCIFAR, ConvHighwayNet, HighwayMLP, PlainMLP
 from minideep.train import TrainingDiverged, evaluate, train_classifier
 
@@ -43,7 +44,8 @@ class Spec(NamedTuple):
     dataset: str | None = None  # None: the run's data set; "cifar10"/"cifar100": the paper's other data sets
     gate_bias: float | None = None  # None: searched (random search) or -1/-2/-3 by depth
     activations: tuple[str, ...] | None = None  # None: searched
-    analysis: bool = False  # the paper's analysis net: fixed configuration, gates, routing and lesions
+    analysis: bool = False  # an analysis net: fixed configuration, gates, routing and lesions
+    from_search: bool = False  # the analysis net is the best trial of the preset's ``analysis_search`` network
 
 
 DEPTHS = (10, 20, 50, 100)
@@ -55,6 +57,8 @@ VARIANTS.update({
     "conv_highway_32": Spec("conv", width=32),
     # The paper's analysis nets (Section 4): 50 hidden layers, tanh, b_T = -2 on MNIST and -4 on CIFAR-100.
     "highway_50_analysis": Spec("highway", 50, gate_bias=-2.0, activations=("tanh",), analysis=True),
+    # The paper's procedure: analyse the best net of the 50-layer search (its best trial retrained, same seed).
+    "best_highway_analysis": Spec("highway", 50, analysis=True, from_search=True),
     "highway_50_cifar100": Spec("highway", 50, dataset="cifar100", gate_bias=-4.0, activations=("tanh",),
                                 analysis=True),
     # Table 3: the official 19-layer convolutional highway net (Highway B, ~2.3M parameters), CIFAR-10 and -100.
@@ -96,6 +100,8 @@ PRESETS = {
                   analysis_examples=10000, lesion_examples=None, conv_n_train=None, conv_epochs=300,
                   epoch_lines=True, report_batch=16, report_probes=8, report_iterations=10),
 }
+PRESETS["smoke"]["analysis_search"] = "highway_10"
+PRESETS["quick"]["analysis_search"] = PRESETS["paper"]["analysis_search"] = "highway_50"
 for preset in PRESETS.values():
     # The analysis net: SGD with momentum and an exponentially decaying rate (Section 3.1); the conv nets use the
     # official solver (Nesterov, lr 0.01 / 0.025 for CIFAR, momentum 0.9, weight decay 1e-3, step schedule).
@@ -285,13 +291,28 @@ def blocks(model, x, y, cfg: dict, seed: int, activation: str) -> list[dict]:
     return [{k: row[k] for k in keep} for row in rows]
 
 
+def searched_best(ctx: RunContext) -> tuple[Spec, list[dict]]:
+    """(spec, [best trial]) of the preset's ``analysis_search`` network, from ``--out``'s results.json."""
+    name = ctx.config["analysis_search"]
+    path = ctx.out / "results.json"
+    try:
+        best = read_results(path)["variants"][name]["runs"][str(ctx.seed)]["best"]
+    except (FileNotFoundError, KeyError) as e:
+        raise SystemExit(f"04_highway: best_highway_analysis analyses the best trial of {name} seed {ctx.seed}, "
+                         f"which {path} does not hold ({e!r}); run {name} first (the presets list it before)") from e
+    return VARIANTS[name]._replace(analysis=True, from_search=True), [best]
+
+
 def run_mlp(ctx: RunContext, spec: Spec) -> dict:
     cfg = ctx.config
     load_before = os.getloadavg()[0]
     data = ctx.data.cifar100() if spec.dataset == "cifar100" else ctx.data
     if spec.dataset and data.notice:
         print(f"  {data.notice}")
-    if spec.analysis:  # the paper's configuration: tanh, b_T fixed; only the learning rate chosen
+    if spec.from_search:  # the best trial of the search, read from this run's results.json, retrained
+        spec, trials = searched_best(ctx)
+        epochs = cfg["epochs"]
+    elif spec.analysis:  # the paper's configuration: tanh, b_T fixed; only the learning rate chosen
         trials = [{"trial": i, "lr": lr, "momentum": cfg["momentum"], "lr_decay": cfg["lr_decay"],
                    "activation": spec.activations[0], "gate_bias": spec.gate_bias}
                   for i, lr in enumerate(cfg["analysis_lrs"])]
@@ -457,13 +478,15 @@ def tables(results: dict) -> dict[str, str]:
                 [{"trial": t["trial"], "activation": t["activation"], "lr": _g(t["lr"]), "momentum": _g(t["momentum"]),
                   "decay": _g(t["lr_decay"]), "b_T": _g(t.get("gate_bias")), "train CE": _g(t["final_train_loss"])}
                  for t in trials], ["trial", "activation", "lr", "momentum", "decay", "b_T", "train CE"])
-    analysis = _first(results, "highway_50_analysis")
-    if analysis and "analysis" in analysis:
+    for variant, key in (("best_highway_analysis", "analysis"), ("highway_50_analysis", "analysis_paper_config")):
+        analysis = _first(results, variant)
+        if not analysis or "analysis" not in analysis:
+            continue
         a = analysis["analysis"]
         st, les, g = a["gate_statistics"], a["lesion_train"], a["gates"]
         test_acc = a["lesion_test"]["accuracies"]
         rows = []
-        for i in sorted({0, 4, 9, 14, 19, 24, 29, 34, 39, 44, len(st["names"]) - 1}):
+        for i in sorted({i for i in (0, 4, 9, 14, 19, 24, 29, 34, 39, 44) if i < len(st["names"])} | {len(st["names"]) - 1}):
             rows.append({"highway layer": i + 1, "b_T mean (trained)": f"{g['gate_bias_mean'][i]:.2f}",
                          "mean T": f"{g['mean_activity'][i]:.3f}",
                          "active on average": f"{st['active_on_average'][i]:.0%}",
@@ -477,8 +500,8 @@ def tables(results: dict) -> dict[str, str]:
                      "train CE lesioned": f"{les['baseline_loss']:.3f}",
                      "train acc lesioned %": f"{100 * les['baseline_accuracy']:.1f}",
                      "test acc lesioned %": f"{100 * a['lesion_test']['baseline']:.1f}"})
-        out["analysis"] = markdown_table(rows, list(rows[0]))
-    for name in ("plain_50", "highway_50", "highway_50_analysis"):
+        out[key] = markdown_table(rows, list(rows[0]))
+    for name in ("plain_50", "highway_50", "highway_50_analysis", "best_highway_analysis"):
         run = _first(results, name)
         for when in ("at_init", "trained"):
             if run and run.get(f"blocks_{when}"):
@@ -564,13 +587,22 @@ def claims(results: dict) -> list[dict]:
         f"plain_100 {_g(p100)}, highway_100 {_g(h100)}" + (f" (x{p100 / h100:.3g})" if None not in (p100, h100) else ""),
         "not run" if None in (p100, h100) else ("reproduced" if p100 > 100 * h100 else "differs"),
         "ratio of the best training CEs; " + search_note)
-    analysis = _first(results, "highway_50_analysis")
+    paper_net = _first(results, "highway_50_analysis")
+    if paper_net and "search_summary" in paper_net:
+        loss = paper_net["search_summary"]["best"]
+        init = paper_net.get("loss_at_init")
+        add("The paper's MNIST analysis net (50 hidden layers, tanh, b_T = -2) trains well", "§4 / Fig. 2",
+            "the best net of the search", f"train CE {_g(init)} -> {_g(loss)}",
+            "reproduced" if loss is not None and init is not None and loss < 0.5 * init else "differs",
+            f"best of the learning rates {cfg.get('analysis_lrs')} (momentum {cfg.get('momentum')}, "
+            f"decay {cfg.get('lr_decay')}), {cfg.get('analysis_epochs')} epochs; {setup}")
+    analysis = _first(results, "best_highway_analysis")
     a = (analysis or {}).get("analysis")
-    an_setup = (f"the paper's analysis net (50 hidden layers, tanh, b_T = -2), {setup}, "
-                f"{cfg.get('analysis_epochs')} epochs")
+    an_setup = (f"the best 50-layer highway net of the search ({_config(analysis['best'])}), {setup}"
+                if a else "")
     if a:
         init, trained = analysis["gate_bias_init"], analysis["gate_bias_trained_mean"]
-        add("Most transform-gate biases decreased further during training", "§4.1 / Fig. 2", "b_T below -2 after training",
+        add("Most transform-gate biases decreased further during training", "§4.1 / Fig. 2", "b_T below its start",
             f"mean b_T {init:g} -> {trained:.3f}", "reproduced" if trained < init else "differs", an_setup)
         st = a["gate_statistics"]
         on_avg, per_ex = float(np.mean(st["active_on_average"])), float(np.mean(st["active_per_example"]))
@@ -581,14 +613,15 @@ def claims(results: dict) -> list[dict]:
             f"{per_ex:.0%} of gates have T > 0.5 per example", "reproduced" if per_ex < 0.5 and per_ex < on_avg + 1e-12
             else "differs", "fraction of units with T > 0.5 in each example, averaged; " + an_setup)
         r = np.asarray(st["routing_max_abs"])
-        early, late = float(r[:15].mean()), float(r[15:].mean())
+        early, late = float(r[:15].mean()), float(r[15:].mean()) if len(r) > 15 else float("nan")
         add("Mean gate activity differs by class, mostly in the first 15 layers (MNIST)", "§4.1 / Fig. 3",
             "differences in layers 1-15", f"max abs(class − all) {early:.3f} (layers 1-15) vs {late:.3f} (16-49)",
             "reproduced" if early > late else "differs", "per layer, the largest class-mean minus overall-mean gate "
             "over units and classes, averaged over the layers of each range; " + an_setup)
         les = a["lesion_train"]
         rise = np.asarray(les["loss"]) - les["baseline_loss"]
-        early_rise, mid_rise = float(rise[:14].max()), float(np.median(rise[14:45]))
+        early_rise = float(rise[:14].max())
+        mid_rise = float(np.median(rise[14:45])) if len(rise) > 14 else float("nan")
         add("Lesioning an early layer raises the training error a lot; layers 15-45 have close to no effect",
             "§4.2 / Fig. 4", "early: large; 15-45: ~0", f"train CE +{early_rise:.3g} (worst of layers 1-14) vs "
             f"+{mid_rise:.3g} (median of 15-45)", "reproduced" if early_rise > 10 * max(mid_rise, 1e-12) else "differs",
@@ -597,10 +630,10 @@ def claims(results: dict) -> list[dict]:
         quiet = float(np.mean(np.abs(np.asarray(les["accuracy"]) - les["baseline_accuracy"]) <= 0.01))
         add("About 60% of the layers do not contribute (MNIST)", "§4.2", "~60%",
             f"{quiet:.0%} of layers change training accuracy by at most 1 point",
-            "reproduced" if 0.4 <= quiet <= 0.8 else "differs", an_setup)
+            "reproduced" if 0.4 <= quiet <= 0.8 else "differs", f"training set, {les['n_examples']} examples; " + an_setup)
     else:
         for claim in ("Gate biases, gate activity, routing and lesions of the analysis net",):
-            add(claim, "§4", "Figs 2-4", "not run", "not run", "highway_50_analysis not in this run")
+            add(claim, "§4", "Figs 2-4", "not run", "not run", "best_highway_analysis not in this run")
     counts = {w: ConvHighwayNet(w).num_parameters() for w in (16, 32)}
     add("The 10-layer conv highway nets have 39K and 151K parameters", "Table 1", "39K / 151K",
         f"{counts[16]:,} / {counts[32]:,}", "reproduced" if (counts[16], counts[32]) == (38_986, 151_690) else "differs",
@@ -789,7 +822,7 @@ def figures(results: dict, out: Path) -> list[Path]:
         run = next(iter(entry["runs"].values()))
         if "analysis" not in run:
             continue
-        suffix = "_cifar100" if VARIANTS[name].dataset else ""
+        suffix = {"highway_50_analysis": "_paper_config", "highway_50_cifar100": "_cifar100"}.get(name, "")
         where = f"{name} on {run['dataset']['name']}"
         a = run["analysis"]
         g = a["gates"]
@@ -817,9 +850,10 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     variants=list(VARIANTS),
     default_variants={
-        "smoke": ["plain_10", "highway_10", "highway_50_analysis", "conv_highway_16"],
-        "quick": ["highway_50_analysis", "plain_10", "highway_10", "plain_50", "highway_50", "highway_100", "plain_100"],
-        "paper": [v for v in VARIANTS if v != "plain_50_he"],
+        "smoke": ["plain_10", "highway_10", "highway_50_analysis", "conv_highway_16", "best_highway_analysis"],
+        "quick": ["highway_50_analysis", "plain_10", "highway_10", "plain_50", "highway_50", "highway_100", "plain_100",
+                  "best_highway_analysis"],
+        "paper": [v for v in VARIANTS if v != "plain_50_he" and v != "best_highway_analysis"] + ["best_highway_analysis"],
     },
     load_data=load_data,
     run_variant=run_variant,
