@@ -23,14 +23,14 @@ import numpy as np
 
 import minideep as md
 from minideep import plots
-from minideep.plots.figures import DIVERGING_CMAP, _new_figure, _save, _style
 from minideep.backend import as_numpy
-from minideep.ops.loss import cross_entropy
 from minideep.data import DataLoader, chapter_data
 from minideep.diagnostics import block_report, chain_rule_gains, gate_analysis, lesion_study, lesioned, recorded_gates
 from minideep.experiment import Experiment, RunContext, format_table, markdown_table
-from minideep.results import read_results
 from minideep.models.highway import PAPER_CONV_PARAMETERS, ConvHighwayCIFAR, ConvHighwayNet, HighwayMLP, PlainMLP
+from minideep.ops.loss import cross_entropy
+from minideep.plots.figures import DIVERGING_CMAP, _new_figure, _save, _style
+from minideep.results import read_results
 from minideep.train import TrainingDiverged, evaluate, train_classifier
 
 
