@@ -8,7 +8,11 @@ highway net (gate biases and activity, block outputs, routing by class, lesionin
     python chapters/04_highway.py --variants all        # every depth, the He-init plain net, the conv nets, CIFAR-100
     python chapters/04_highway.py --preset paper --device gpu    # MNIST (and CIFAR-100), the paper's settings
 
-Writes results.json, table.txt and the figures into --out (default runs/04_highway).
+Writes results.json, table.txt, the claims ledger (claims.json, claims.md), the Markdown tables
+(*.md) and the figures into --out (default runs/04_highway); --from-results RESULTS_JSON
+regenerates them without training. best_highway_analysis retrains the best trial of the
+highway_50 search it finds in --out's results.json: with --workers N, run it afterwards
+(--resume --variants best_highway_analysis), since the pool may start it before highway_50 ends.
 """
 from __future__ import annotations
 
