@@ -59,7 +59,7 @@ def test_head_sees_4x4_maps_of_the_right_width(connection, features):
 
 def test_every_connection_has_the_same_parameter_names():
     names = [[n for n, _ in SkipToHeadNet(12, 3, c).named_parameters()] for c in CONNECTIONS]
-    assert names[0] == names[1] == names[2]
+    assert all(n == names[0] for n in names)
     assert names[0][0] == "body.layers.0.conv.weight" and names[0][-1] == "logits.bias"
 
 
@@ -171,6 +171,8 @@ def _torch_twin(torch, net):
                 x = torch.cat([x] + pooled, 1)
             elif net.connection == "sum":
                 x = x + sum(pooled)
+            elif net.connection == "sum2k":  # the 2K reading: the summed map beside z_head
+                x = torch.cat([x, sum(pooled)], 1)
             x = torch.relu(self.fc_0(x.flatten(1)))
             return self.logits(torch.relu(self.fc_1(x)))
 
@@ -210,7 +212,7 @@ def test_smoke_preset_runs_the_quick_networks_and_writes_results(tmp_path):
     chapter = load("chapter_05", "chapters/05_skip_to_head.py")
     chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
     results = json.loads((tmp_path / "results.json").read_text())
-    assert list(results["variants"]) == chapter.QUICK_VARIANTS
+    assert list(results["variants"]) == chapter.SMOKE_VARIANTS
     assert results["dataset"]["name"] == "bundled"
     assert results["dataset"]["normalisation"].startswith("none")
     assert results["config"]["optimizer"] == "sgd" and results["config"]["momentum"] == 0.0
@@ -235,6 +237,16 @@ def test_smoke_preset_runs_the_quick_networks_and_writes_results(tmp_path):
         assert (tmp_path / figure).stat().st_size > 1000
     table = (tmp_path / "table.txt").read_text()
     assert "Gil test %" in table and "62.5" in table  # Table 1's concat 69x3 beside ours
+    # The per-block tables: every block's own Jacobian, the skip path apart.
+    rows = results["variants"]["concat_69x3"]["runs"]["0"]["blocks_at_init"]
+    convs = [r for r in rows if r["kind"] == "ConvReLU"]
+    assert len(convs) == 69 and all(r["rms"] > 0 and r["top"] >= r["rms"] * 0.999 for r in convs)
+    assert all(r["skip_grad_norm"] > 0 for r in convs[:-1] if r["chain_grad_norm"] is not None)
+    base = results["variants"]["baseline_69x3"]["runs"]["0"]["blocks_at_init"]
+    assert all(r["skip_grad_norm"] < 1e-6 * max(r["grad_norm"], 1e-300) + 1e-300 for r in base
+               if r["skip_grad_norm"] is not None)  # a plain chain: no skip, to rounding
+    for name in ("claims.md", "grid.md", "comparisons.md", "blocks_concat_69x3_at_init.md"):
+        assert (tmp_path / name).read_text().startswith("| ")
 
 
 def test_interrupted_run_resumes_without_redoing_finished_variants(tmp_path, monkeypatch):
@@ -261,12 +273,14 @@ def test_interrupted_run_resumes_without_redoing_finished_variants(tmp_path, mon
     chapter.EXPERIMENT.main(args + ["--resume"])
     assert calls == ["concat_12x3"]
     resumed = json.loads((tmp_path / "results.json").read_text())
-    assert resumed["variants"]["baseline_12x3"] == saved["variants"]["baseline_12x3"]
+    assert resumed["variants"]["baseline_12x3"]["runs"] == saved["variants"]["baseline_12x3"]["runs"]  # not run again
 
 
 def test_the_grid_is_gils_and_table_1_is_complete():
     chapter = load("chapter_05", "chapters/05_skip_to_head.py")
-    assert len(chapter.VARIANTS) == 27
+    grid = {n: v for n, v in chapter.VARIANTS.items() if v[0] != "sum2k"}  # sum2k: the other reading, off the grid
+    assert len(grid) == 27 and len(chapter.VARIANTS) == 27 + 9
+    assert chapter.EXPERIMENT.default_variants["paper"] == list(grid)
     assert {d for c, d, k in chapter.VARIANTS.values() if c == "baseline"} == {12, 69, 99}
     assert {d for c, d, k in chapter.VARIANTS.values() if c != "baseline"} == {12, 69, 120}
     assert len(chapter.PAPER) == 14 and set(chapter.PAPER) <= set(chapter.VARIANTS)
@@ -275,21 +289,68 @@ def test_the_grid_is_gils_and_table_1_is_complete():
     assert (paper["batch_size"], paper["epochs"], paper["lr"], paper["momentum"]) == (500, 200, 0.01, 0.0)
 
 
-def _results(base_test, base_train, concat, total_s):
-    runs = {}
-    for name, acc, ratio in (("baseline_69x3", base_test, 1e-9), ("concat_69x3", concat, 0.3), ("sum_69x3", concat, 0.5)):
-        run = {"end_train_accuracy": base_train if name.startswith("baseline") else acc,
-               "chain_rule_at_init": {"grad_norms": [1.0, ratio, 0.5, 1.0]}, "wall_time_s": total_s / 3}
-        runs[name] = {"test_accuracy": acc, "runs": {"0": run}}
-    return {"preset": "quick", "dataset": {"classes": 10}, "variants": runs}
+def test_comparisons_call_a_difference_within_two_standard_errors_noise():
+    chapter = load("chapter_05", "chapters/05_skip_to_head.py")
+    a, b = {"mean": 0.60, "std": 0.01, "n": 3}, {"mean": 0.50, "std": 0.01, "n": 3}
+    assert chapter.compare(a, b)["verdict"] == "a > b"
+    assert chapter.compare(b, a)["verdict"] == "b > a"
+    noisy = {"mean": 0.55, "std": 0.10, "n": 3}
+    assert chapter.compare(noisy, b)["verdict"] == "within noise"
+    assert chapter.compare({"mean": 0.9, "std": 0.0, "n": 1}, b)["verdict"] == "within noise"  # one seed: no call
+    assert chapter.compare(a, b)["stderr"] == pytest.approx((2 * 0.01 ** 2 / 3) ** 0.5)
 
 
-def test_check_script_passes_the_claims_and_catches_each_failure():
-    check = load("check_chapter_05", "scripts/check_chapter_05.py").check
-    assert all(ok for _, ok, _ in check(_results(0.10, 0.11, 0.60, 480)))
-    failed = [claim for claim, ok, _ in check(_results(0.30, 0.11, 0.35, 700)) if not ok]
-    assert len(failed) == 4  # the baseline learned, concat and sum did not, and it took too long
-    assert not check({"dataset": {"classes": 10}, "variants": {}})[0][1]  # a missing network fails
+def test_sum2k_is_the_other_reading_of_one_additional_map():
+    x = md.tensor(np.random.default_rng(2).random((2, 3, 32, 32)).astype(np.float32))
+    md.manual_seed(3)
+    wide = SkipToHeadNet(6, 2, "sum2k")
+    md.manual_seed(3)
+    summed = SkipToHeadNet(6, 2, "sum")
+    assert wide.head_features == 2 * summed.head_features  # 2K channels against K
+    with md.no_grad():
+        features = wide.body(x).numpy()  # [z_head, P_1 z_1, ..., P_6 z_6]
+    z, pooled = features[:, :2], features[:, 2:].reshape(2, 6, 2, 4, 4)
+    np.testing.assert_allclose(z + pooled.sum(axis=1), summed.body(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+COMMITTED = ROOT / "docs" / "figures" / "05" / "results.json"
+
+
+def test_from_results_regenerates_the_committed_run_s_figures_tables_and_ledger(tmp_path):
+    pytest.importorskip("matplotlib")
+    chapter = load("chapter_05", "chapters/05_skip_to_head.py")
+    chapter.EXPERIMENT.main(["--from-results", str(COMMITTED), "--out", str(tmp_path)])
+    committed = COMMITTED.parent
+    for name in ("claims.md", "grid.md", "comparisons.md", "blocks_concat_69x3_at_init.md"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), name
+    results = json.loads(COMMITTED.read_text())
+    assert len(results["seeds"]) >= 3 and {"concat_120x3", "sum_120x3", "baseline_99x3"} <= set(results["variants"])
+    assert {k for _, _, k in (chapter.VARIANTS[n] for n in results["variants"])} >= {3, 16}  # two widths
+    for figure in results["figures"]:
+        assert (tmp_path / figure).stat().st_size > 1000
+    assert {"grid_test_acc.png", "grid_train_loss.png"} <= set(results["figures"])
+
+
+def test_ledger_verdicts_are_computed_from_the_results():
+    chapter = load("chapter_05", "chapters/05_skip_to_head.py")
+    results = json.loads(COMMITTED.read_text())
+    claim = "The 69-layer 3-kernel baseline does not train (chance)"
+    entry = results["variants"]["baseline_69x3"]
+    entry["test"]["mean"] = 0.10
+    assert {c["claim"]: c for c in chapter.claims(results)}[claim]["verdict"] == "reproduced"
+    entry["test"]["mean"] = 0.40
+    assert {c["claim"]: c for c in chapter.claims(results)}[claim]["verdict"] == "differs"
+    order = "Concatenation beats summation at 69 layers, 3 kernels"
+    for c in results["comparisons"]:
+        if (c["depth"], c["kernels"], c["a"], c["b"]) == (69, 3, "concat", "sum"):
+            c["verdict"] = "a > b"
+    assert {c["claim"]: c for c in chapter.claims(results)}[order]["verdict"] == "reproduced"
+
+
+def test_check_script_prints_the_ledger_of_the_committed_run(capsys):
+    check = load("check_chapter_05", "scripts/check_chapter_05.py")
+    assert check.main([str(COMMITTED)]) == 0
+    assert "baseline does not train" in capsys.readouterr().out
 
 
 def _fake_run(connection, depth, kernels, epochs=3):

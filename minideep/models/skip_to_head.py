@@ -15,6 +15,11 @@ them, with L = ``depth`` convolutional layers of K = ``kernels`` channels each:
   spatial size (32x32 -> 4x4 is an 8x8 pool) and concatenated, channel-wise, with the
   third max pool's (batch-normalised) output z_L (Figure 2): K (L + 1) channels reach the head.
 - ``sum``: the same pooled outputs are summed into z_L instead (Figure 3): K channels.
+  This is one reading of Gil's "only 1 additional map is fed to the fully connected
+  stages": the sum *is* the map the head sees, so the head's width is the baseline's.
+- ``sum2k``: the other reading: the pooled outputs are summed into one extra map
+  S = P_1(z_1) + ... + P_L(z_L), concatenated with z_L (not added to it): 2K channels,
+  [z_L, S], so the head sees the last layer's features unmixed and one map more.
 
 All three are ``nn.SkipToHead`` bodies (the baseline taps no layer), so the parameters
 have the same names in every variant: ``body.layers.{i}.conv.weight`` for the convolutions,
@@ -27,12 +32,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import ops
 from ..autograd import Tensor
 from ..backend import DEFAULT_DTYPE
 from ..nn import BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, SkipToHead
 
 #: The three connectivity patterns of Gil's Figures 1-3.
-CONNECTIONS = ("baseline", "concat", "sum")
+CONNECTIONS = ("baseline", "concat", "sum", "sum2k")
 
 
 class ConvReLU(Module):
@@ -73,6 +79,7 @@ class SkipToHeadNet(Module):
         baseline:  features = z_head
         concat:    features = [z_head, P_1(z_1), ..., P_L(z_L)]   (channels concatenated)
         sum:       features = z_head + P_1(z_1) + ... + P_L(z_L)
+        sum2k:     features = [z_head, P_1(z_1) + ... + P_L(z_L)]   (2K channels)
 
     then logits = FC_10(drop(ReLU(FC_1024(drop(ReLU(FC_2048(flatten(features)))))))).
 
@@ -83,7 +90,7 @@ class SkipToHeadNet(Module):
         depth: number of convolutional layers L (Gil: 12, 69, 99 for the baseline, 120);
             a multiple of ``num_pools``.
         kernels: channels K of every convolution (Gil: 3, 16, 64).
-        connection: ``"baseline"``, ``"concat"`` or ``"sum"``.
+        connection: ``"baseline"``, ``"concat"``, ``"sum"`` (K channels) or ``"sum2k"`` (2K channels).
         num_classes: outputs (10 for CIFAR-10).
         in_channels: input channels (3).
         image_size: input height = width (32).
@@ -131,11 +138,12 @@ class SkipToHeadNet(Module):
                 layers.append(MaxPool2d(2))
                 layers.append(BatchNorm2d(kernels, eps=bn_eps, momentum=bn_momentum, dtype=dtype))
         # The baseline is the same body with no layer tapped: its head sees z_head alone.
+        # sum2k: the body concatenates, the forward then sums the L pooled maps into one.
         self.body = SkipToHead(layers, mode="sum" if connection == "sum" else "concat",
                                taps=taps if connection != "baseline" else [])
         # --8<-- [end:net_body]
         side = image_size // 2 ** num_pools
-        channels = kernels * (depth + 1) if connection == "concat" else kernels
+        channels = {"concat": kernels * (depth + 1), "sum2k": 2 * kernels}.get(connection, kernels)
         self.head_features = channels * side * side
         self.flatten = Flatten()
         self.fc_0 = Linear(self.head_features, hidden[0], init=init, dtype=dtype)
@@ -146,7 +154,12 @@ class SkipToHeadNet(Module):
 
     # --8<-- [start:net_forward]
     def forward(self, x: Tensor) -> Tensor:
-        x = self.flatten(self.body(x))
+        x = self.body(x)
+        if self.connection == "sum2k":  # [z_head, P_1 z_1, ..., P_L z_L] -> [z_head, sum_l P_l z_l]
+            n, _, h, w = x.shape
+            k = self.kernels
+            x = ops.cat([x[:, :k], x[:, k:].reshape(n, self.depth, k, h, w).sum(axis=1)], axis=1)
+        x = self.flatten(x)
         x = self.drop_0(self.act_0(self.fc_0(x)))
         x = self.drop_1(self.act_1(self.fc_1(x)))
         return self.logits(x)
