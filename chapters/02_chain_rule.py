@@ -369,10 +369,9 @@ def verdict(summary: dict) -> str:
 
 def run_variant(ctx: RunContext) -> dict:
     """Every depth of the preset for one (activation, init) pair, or one of the two extra experiments."""
-    if ctx.variant == "saturation":
-        return run_saturation(ctx)
-    if ctx.variant == "relu30":
-        return run_relu30(ctx)
+    load = _load()  # at the start of this variant; the end of the run is in results["load_average_end"]
+    if ctx.variant in EXTRAS:
+        return {**(run_saturation(ctx) if ctx.variant == "saturation" else run_relu30(ctx)), "load_average": load}
     cfg, log = ctx.config, ctx.log
     depths = {}
     for depth in cfg["depths"]:
@@ -394,7 +393,7 @@ def run_variant(ctx: RunContext) -> dict:
             "predicted_gain": predicted_gain(activation, init, cfg["width"]),
             "block_table_depth": cfg["table_depth"],
             "test_accuracy": deepest["test_accuracy"], "test_accuracy_depth": max(cfg["depths"]),
-            "history": deepest["history"],
+            "history": deepest["history"], "load_average": load,
             "verdict_at_init": verdict(deepest["init"]), "verdict_trained": verdict(deepest["trained"])}
 
 
@@ -540,8 +539,12 @@ def aggregate(results: dict) -> None:
     except Exception:  # an older NumPy without mode="dicts"
         blas = None
     results["blas"] = blas
-    results.setdefault("load_average_start", list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
-    results["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    results["load_average_end"] = _load()
+
+
+def _load() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages: how shared the machine was."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 # ----------------------------------------------------------------------------------------

@@ -211,3 +211,21 @@ def test_from_results_regenerates_the_committed_tables_and_ledger(tmp_path):
 ])
 def test_verdict(chapter, ratio, loss, expected):
     assert chapter.verdict({"ratio_first_to_last": ratio, "loss": loss}) == expected
+
+
+def test_the_pages_settings_are_the_committed_runs():
+    """The settings the page's prose names are those of the committed run (numbers are not retyped)."""
+    results = json.loads((COMMITTED / "results.json").read_text())
+    cfg, page = results["config"], (CHAPTER.parents[1] / "docs" / "chapters" / "02-chain-rule.md").read_text()
+    assert results["preset"] == "quick" and (cfg["width"], cfg["steps"], cfg["batch_size"], cfg["lr"]) == (64, 200, 32, 0.05)
+    assert cfg["depths"] == [2, 5, 10, 20, 50] and cfg["table_depth"] == 10
+    sat, r30 = cfg["saturation"], cfg["relu30"]
+    assert (sat["depth"], sat["width"], sat["steps"], sat["record_every"], sat["probe"], sat["batch"], sat["lr"]) == (
+        4, 256, 3000, 100, 300, 10, 0.05)
+    assert (r30["depth"], r30["width"], r30["steps"]) == (30, 64, 1000)
+    for text in ("width 64", "200 SGD steps of batch 32 at learning rate 0.05", "Four hidden layers of 256 units",
+                 "every 100 steps", "300 fixed test", "in 3,000 steps", "30-layer MLP of width 64 (1,000 SGD steps",
+                 "depth-10 network", "1 + 10^{-14}"):
+        assert text in page, text
+    assert cfg["sensitivity_eps"] == 1e-14
+    assert round(results["sweep"]["wall_time_s"] / 60) == 3 and "about three minutes" in page  # the recorded wall time
