@@ -177,3 +177,24 @@ def test_the_grid_runs_as_sweep_jobs_in_worker_processes_and_resumes(tmp_path):
     # Resuming finds every run finished: nothing runs again.
     again = chapter.EXPERIMENT.main(args + ["--resume"])
     assert again["variants"] == first["variants"]
+
+
+def test_the_paper_preset_runs_end_to_end_on_local_food101_files(tmp_path, monkeypatch):
+    """The paper preset's whole path (Food-101 found locally, resized to 128x128 and cached, the grid run,
+    results written) on a tiny Food-101 folder in the official layout; only the epochs and width are cut."""
+    from test_data_formats import FOOD_CLASSES, write_food101
+
+    write_food101(tmp_path / "data", n_train=4, n_test=2)
+    chapter = load_chapter()
+    monkeypatch.setitem(chapter.PRESETS, "paper", {**chapter.PRESETS["paper"], "epochs": 1, "width": 0.0625,
+                                                   "block_batch": 2, "block_probes": 2, "block_iterations": 2})
+    results = chapter.EXPERIMENT.main(["--preset", "paper", "--data-dir", str(tmp_path / "data"), "--out",
+                                       str(tmp_path / "out"), "--variants", "tinyyolo_bn_he", "resnet26_nobn_glorot",
+                                       "--seeds", "0", "--no-progress"])
+    assert results["dataset"]["name"] == "food101" and results["dataset"]["image_shape"] == [3, 128, 128]
+    assert results["dataset"]["classes"] == len(FOOD_CLASSES)
+    assert (tmp_path / "data" / "food101" / "processed-128px").is_dir()  # the resized arrays, cached
+    for entry in results["variants"].values():
+        assert len(entry["runs"]["0"]["history"]) == 1 and entry["runs"]["0"]["blocks_at_init"]
+    ledger = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert ledger["preset"] == "paper"
