@@ -233,7 +233,7 @@ def test_from_results_regenerates_the_committed_tables_and_ledger(tmp_path):
                            str(COMMITTED / "results.json"), "--out", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     made = sorted(p.name for p in tmp_path.glob("*.md"))
-    assert {"claims.md", "learning_rate.md", "weight_decay.md", "spatial.md"} <= set(made)
+    assert {"claims.md", "learning_rate.md", "combinations.md", "depth.md", "spatial.md"} <= set(made)
     for name in made:
         assert (tmp_path / name).read_text() == (COMMITTED / name).read_text(), name
     for name in json.loads((COMMITTED / "results.json").read_text())["figures"]:
