@@ -228,4 +228,6 @@ def test_the_pages_settings_are_the_committed_runs():
                  "depth-10 network", "1 + 10^{-14}"):
         assert text in page, text
     assert cfg["sensitivity_eps"] == 1e-14
-    assert round(results["sweep"]["wall_time_s"] / 60) == 3 and "about three minutes" in page  # the recorded wall time
+    assert round(results["sweep"]["wall_time_s"] / 60) == 8 and "about eight" in page  # the recorded wall time
+    loads = [run["load_average"][0] for v in results["variants"].values() for run in v["runs"].values()]
+    assert 8 < min(loads) and max(loads) < 14 and "about 10 to 12" in page  # the load it saw
