@@ -238,6 +238,11 @@ def _setting(hyper: dict) -> str:
     return f"lr {hyper['lr']:g}, wd {hyper['weight_decay']:g}, bs {hyper['batch_size']}"
 
 
+def weight_decay_map(preset: dict) -> dict[float, float]:
+    """The preset's ``report_weight_decay`` with float keys (results.json stores a dict's keys as strings)."""
+    return {float(k): v for k, v in preset.get("report_weight_decay", {}).items()}
+
+
 def report_cell(preset: dict, table: str, value: Any) -> tuple[dict | None, tuple[str, str]]:
     """The report's cell shown beside ours (its settings), and its (train, validation) numbers.
 
@@ -248,7 +253,7 @@ def report_cell(preset: dict, table: str, value: Any) -> tuple[dict | None, tupl
     """
     if table == "depth":
         return None, ("-", "-")
-    wd_map = preset.get("report_weight_decay", {})
+    wd_map = weight_decay_map(preset)
     if table == "combinations":
         wd, bs = value
         key = (wd_map.get(wd), bs)
@@ -490,7 +495,7 @@ def claims(results: dict) -> list[dict]:
                      f"same wd and batch: {_setting(collapse)} (data, epochs and image size differ)", ran=c_row is not None))
     moderate = {**default, "weight_decay": preset["moderate_weight_decay"]}
     m_row = _summary_row(results, moderate)
-    wd_map = preset.get("report_weight_decay", {})
+    wd_map = weight_decay_map(preset)
     out.append(entry("A moderate weight decay narrows the train/validation gap", "Table 3",
                      "gap 21.1 points (wd 0) vs 11.5 (wd 1e-3)",
                      f"gap {100 * _mean(base, 'gap'):.1f} points (wd 0) vs {100 * _mean(m_row, 'gap'):.1f} "

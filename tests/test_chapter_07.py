@@ -256,3 +256,11 @@ def test_the_tables_through_a_local_ray_instance(tmp_path):
     for name, entry in here["variants"].items():
         for seed, run in entry["runs"].items():
             assert on_ray["variants"][name]["runs"][seed]["test_accuracy"] == pytest.approx(run["test_accuracy"], abs=1e-6)
+
+
+def test_the_weight_decay_mapping_survives_results_json():
+    """results.json stores the mapping's keys as strings: the report's cells are still found."""
+    chapter = load_chapter()
+    stored = json.loads(json.dumps(chapter.PRESETS["quick"]))
+    assert chapter.report_cell(stored, "weight_decay", 1e-2)[1] == ("70.4 ± 0.8", "58.9 ± 0.6")
+    assert chapter.report_cell(stored, "combinations", (1e-3, 50))[1] == ("1.0 ± 0", "0.6 ± 0")
