@@ -232,3 +232,10 @@ def test_the_pages_settings_are_the_committed_runs():
     assert round(results["sweep"]["wall_time_s"] / 60) == 8 and "about eight" in page  # the recorded wall time
     loads = [run["load_average"][0] for v in results["variants"].values() for run in v["runs"].values()]
     assert 8 < min(loads) and max(loads) < 14 and "about 10 to 12" in page  # the load it saw
+
+
+def test_the_paper_preset_is_glorot_and_bengios_setting(chapter):
+    """MNIST (CIFAR-10 with --dataset cifar10), five hidden layers of 1,000 units among the depths, batches of 10."""
+    paper = chapter.PRESETS["paper"]
+    assert paper["dataset"] == "mnist" and paper["width"] == 1000 and 5 in paper["depths"]
+    assert paper["batch_size"] == 10 and paper["saturation"]["width"] == 1000 and paper["relu30"]["depth"] == 30
