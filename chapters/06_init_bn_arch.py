@@ -25,9 +25,11 @@ import minideep.nn.functional as F
 from minideep import plots
 from minideep.data import chapter_data, load_dataset
 from minideep.data.errors import DatasetNotFoundError
-from minideep.diagnostics import first_last_ratio, gradient_flow
+from minideep import nn
+from minideep.diagnostics import block_report, first_last_ratio, gradient_flow
 from minideep.diagnostics.layers import preserved_buffers
-from minideep.experiment import Experiment, RunContext, format_table
+from minideep.experiment import Experiment, RunContext, format_table, markdown_table
+from minideep.nn.init import calculate_fans
 from minideep.models.resnet26 import ResNet26
 from minideep.models.tiny_yolo import TinyYOLO
 from minideep.train import train_classifier
@@ -67,6 +69,9 @@ PRESETS = {
 }
 for preset in PRESETS.values():
     preset.update(optimizer="adam", lr=1e-3, schedule=None)  # the paper: Adam, no schedule mentioned
+    # The per-block chain-rule table at initialisation (first seed): a batch of 8, 4 probes, 5 power iterations.
+    preset.update(block_batch=8, block_probes=4, block_iterations=5)
+PRESETS["smoke"].update(block_batch=2, block_probes=2, block_iterations=2)
 
 
 # --------------------------------------------------------------------------------- data
@@ -89,6 +94,9 @@ def load_data(args, config):
     return chapter_data(requested, "food101", args.preset, data_dir=args.data_dir, n_train=config["n_train"],
                         n_val=config["n_val"], n_test=config["n_test"], shape=(3, config["size"]), grow="repeat")
 
+
+#: the seed whose network gets the per-block chain-rule table at initialisation
+BLOCK_SEED = 0
 
 # --------------------------------------------------------------------------------- models
 
@@ -114,6 +122,46 @@ def weight_flow(model, x, y) -> dict[str, float]:
     return flow
 
 
+def _weight_variance(init: str, weight) -> float:
+    """Var(W) of He (2 / fan_in) or Glorot (2 / (fan_in + fan_out)); the truncated normals have exactly that."""
+    fan_in, fan_out = calculate_fans(tuple(weight.shape))
+    return 2 / fan_in if init == "he" else 2 / (fan_in + fan_out)
+
+
+def predicted_gain(module, init: str) -> float | None:
+    """The variance argument's gain of one block without BN: the product over its layers of
+
+    * a convolution or Linear: sqrt(fan_in Var(W)) (sqrt(2) under He, sqrt(2 fan_in / (fan_in + fan_out)) under Glorot);
+    * a (leaky) ReLU of slope a: sqrt((1 + a^2) / 2), half the units on for symmetric inputs;
+    * a max pool or flatten: 1 (the gradient is routed, not scaled).
+
+    None for a block with batch norm (its gain is set by the batch statistics, not by the init)
+    or with a shortcut (the sum of two paths).
+    """
+    layers = [module] if not list(module.children()) else list(module.children())
+    gain = 1.0
+    for layer in layers:
+        if isinstance(layer, nn.BatchNorm2d) or list(layer.children()):
+            return None
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            fan_in, _ = calculate_fans(tuple(layer.weight.shape))
+            gain *= float(np.sqrt(fan_in * _weight_variance(init, layer.weight)))
+        elif isinstance(layer, (nn.ReLU, nn.LeakyReLU)):
+            slope = float(getattr(layer, "negative_slope", 0.0))
+            gain *= float(np.sqrt((1 + slope**2) / 2))
+    return gain
+
+
+def block_table(model, x, y, init: str, cfg: dict, seed: int) -> list[dict]:
+    """``diagnostics.block_report`` of every top-level block at initialisation, the variance argument as theory."""
+    names = [name for name, _ in model.named_children()]
+    n = cfg["block_batch"]
+    with preserved_buffers(model):
+        return block_report(model, x[:n], y[:n], blocks=names, probes=cfg["block_probes"],
+                            iterations=cfg["block_iterations"], seed=seed,
+                            theory=lambda name, module, row: predicted_gain(module, init))
+
+
 def run_variant(ctx: RunContext) -> dict:
     arch, batch_norm, init = VARIANTS[ctx.variant]
     cpu_start = time.process_time()  # CPU seconds of all threads: a cost that other jobs on the machine do not inflate
@@ -122,12 +170,16 @@ def run_variant(ctx: RunContext) -> dict:
     model = build(arch, batch_norm, init, len(data.train.classes), cfg["size"], cfg["width"])
     x, y = next(iter(data.loaders(cfg["batch_size"], ctx.seed)[0]))
     flow_at_init = weight_flow(model, x, y)
+    # The chain-rule table for the first seed only (the seeds differ only in the draw).
+    blocks = block_table(model, x, y, init, cfg, ctx.seed) if ctx.seed == BLOCK_SEED else None
     run = train_classifier(
         model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=ctx.seed, optimizer=cfg["optimizer"],
         lr=cfg["lr"], schedule=cfg["schedule"], device=ctx.device, checkpoint_dir=ctx.checkpoint_dir,
         resume=ctx.resume, progress=cfg["progress"],
     )
     run["gradient_flow_at_init"] = flow_at_init
+    if blocks is not None:
+        run["blocks_at_init"] = blocks
     run["first_over_last_grad_at_init"] = first_last_ratio(flow_at_init)
     run["final_train_acc"] = run["history"][-1]["train_acc"]
     run["cpu_time_s"] = time.process_time() - cpu_start
@@ -180,6 +232,132 @@ def summarize(results: dict) -> str:
     return header + "\n" + format_table(rows) + "\n\n" + counts
 
 
+def _label(name: str) -> str:
+    arch, batch_norm, init = VARIANTS[name]
+    return f"{ARCHITECTURES[arch]}, {'BN' if batch_norm else 'no BN'}, {INITS[init][0]}"
+
+
+def block_rows(rows: list[dict]) -> list[dict]:
+    return [{"block": r["name"], "kind": r["kind"], "‖dL/dh‖": r["grad_norm"], "on-gradient gain": r["on_gradient"],
+             "rms gain": r["rms"], "theory (no BN) rms": r["predicted"], "top gain": r["top"]} for r in rows]
+
+
+def block_summary_rows(results: dict) -> list[dict]:
+    """Per combination, at initialisation: the product of the blocks' gains and the gradient reaching the first block."""
+    rows = []
+    for name, entry in results["variants"].items():
+        run = entry["runs"].get(str(BLOCK_SEED))
+        blocks = (run or {}).get("blocks_at_init")
+        if not blocks:
+            continue
+        on = np.array([b["on_gradient"] for b in blocks], dtype=float)
+        rms = np.array([b["rms"] for b in blocks], dtype=float)
+        predicted = [b["predicted"] for b in blocks]
+        rows.append({"combination": _label(name),
+                     "‖dL/dh‖ first block / last": blocks[0]["grad_norm"] / blocks[-1]["grad_norm"],
+                     "product of on-gradient gains": float(np.prod(on)),
+                     "product of rms gains": float(np.prod(rms)),
+                     "theory: product (no BN)": float(np.prod(predicted)) if None not in predicted else None,
+                     "largest top gain": float(np.max([b["top"] for b in blocks]))})
+    return rows
+
+
+def accuracy_rows(results: dict) -> list[dict]:
+    rows = []
+    for name, entry in results["variants"].items():
+        arch, batch_norm, _ = VARIANTS[name]
+        acc, tests = final_values(entry, "train_acc"), [r["test_accuracy"] for r in entry["runs"].values()]
+        rows.append({"combination": _label(name), "runs": len(entry["runs"]),
+                     "final train acc % (min-max)": f"{100 * np.mean(acc):.1f} ({100 * min(acc):.1f}-{100 * max(acc):.1f})",
+                     "test acc %": round(100 * float(np.mean(tests)), 1),
+                     "first/last mean |dL/dW| at init": float(np.exp(np.mean(np.log(
+                         [r["first_over_last_grad_at_init"] for r in entry["runs"].values()])))),
+                     "paper (Fig. 1, no numbers)": PAPER_FINDING[arch, batch_norm]})
+    return rows
+
+
+def tables(results: dict) -> dict[str, str]:
+    """The page's Markdown tables from results.json."""
+    out = {"accuracy": markdown_table(accuracy_rows(results)), "parameters": markdown_table(parameter_counts())}
+    if block_summary_rows(results):
+        out["blocks_summary"] = markdown_table(block_summary_rows(results))
+    for name, entry in results["variants"].items():
+        blocks = (entry["runs"].get(str(BLOCK_SEED)) or {}).get("blocks_at_init")
+        if blocks:
+            out[f"blocks_{name}"] = markdown_table(block_rows(blocks))
+    return out
+
+
+def _train_acc(results: dict, arch: str, bn: bool, init: str) -> list[float]:
+    entry = results["variants"].get(f"{arch}_{'bn' if bn else 'nobn'}_{init}", {"runs": {}})
+    return [run["history"][-1]["train_acc"] for run in entry["runs"].values()]
+
+
+def _pct(values: list[float]) -> str:
+    return f"{100 * np.mean(values):.1f}% ({100 * min(values):.1f}-{100 * max(values):.1f})" if values else "-"
+
+
+def claims(results: dict) -> list[dict]:
+    """McInroe's findings (Figure 1 and "Analysis of Results", no numbers given) beside ours, verdicts from results."""
+    src = "McInroe 2020"
+    out = []
+    spreads = {f"{ARCHITECTURES[a]}/{INITS[i][0]}": _train_acc(results, a, True, i) for a in ARCHITECTURES for i in INITS}
+    have = all(spreads.values())
+    spread_text = ", ".join(f"{k} {100 * (max(v) - min(v)):.1f}" for k, v in spreads.items() if v)
+    out.append({"claim": "With BN, training is consistent and near-perfect for both networks and inits",
+                "source": f"{src}, Fig. 1", "paper": "consistent, near-perfect training accuracy",
+                "ours": f"final train acc spread over seeds (points): {spread_text}" if have else "-",
+                "verdict": ("reproduced" if all(max(v) - min(v) <= 0.05 for v in spreads.values()) else "differs")
+                if have else "not run",
+                "evidence": "; ".join(f"{k}: {_pct(v)}" for k, v in spreads.items())})
+    for init in INITS:
+        yolo, res = _train_acc(results, "tinyyolo", False, init), _train_acc(results, "resnet26", False, init)
+        ok = bool(yolo and res) and np.mean(yolo) < np.mean(res)
+        out.append({"claim": f"Without BN, Tiny-YOLO trains worse than ResNet26 ({INITS[init][0]} init)",
+                    "source": f"{src}, Fig. 1", "paper": "Tiny-YOLO without BN poor and inconsistent",
+                    "ours": f"Tiny-YOLO {_pct(yolo)}, ResNet26 {_pct(res)}" if yolo and res else "-",
+                    "verdict": ("reproduced" if ok else "differs") if yolo and res else "not run",
+                    "evidence": "final training accuracy, mean (min-max) over seeds"})
+    for init in INITS:
+        bn, nobn = _train_acc(results, "resnet26", True, init), _train_acc(results, "resnet26", False, init)
+        ok = bool(bn and nobn) and np.mean(bn) - np.mean(nobn) <= 0.10
+        out.append({"claim": f"ResNet26 trains nearly as well without BN as with it ({INITS[init][0]} init)",
+                    "source": f"{src}, Fig. 1", "paper": "nearly as good as with BN",
+                    "ours": f"BN {_pct(bn)}, no BN {_pct(nobn)}" if bn and nobn else "-",
+                    "verdict": ("reproduced" if ok else "differs") if bn and nobn else "not run",
+                    "evidence": "within 10 points counted as nearly as good"})
+    he = {r["combination"]: r for r in block_summary_rows(results)}
+    a, b = he.get("Tiny-YOLO, no BN, He"), he.get("Tiny-YOLO, no BN, Glorot")
+    if a and b:
+        out.append({"claim": "He init keeps the gradient's size through a plain ReLU network, Glorot shrinks it",
+                    "source": f"{src}, Sec. 2 (after He et al. 2015)", "paper": "He suits ReLU networks",
+                    "ours": f"Tiny-YOLO without BN: product of rms gains {a['product of rms gains']:.3g} (He) vs "
+                            f"{b['product of rms gains']:.3g} (Glorot)",
+                    "verdict": "reproduced" if a["product of rms gains"] > b["product of rms gains"] else "differs",
+                    "evidence": f"theory {a['theory: product (no BN)']:.3g} vs {b['theory: product (no BN)']:.3g}; "
+                                "block_report at initialisation, first seed"})
+    else:
+        out.append({"claim": "He init keeps the gradient's size through a plain ReLU network, Glorot shrinks it",
+                    "source": f"{src}, Sec. 2", "paper": "He suits ReLU networks", "ours": "-", "verdict": "not run",
+                    "evidence": "no block table in this run"})
+    counts = [int(r["ours"].replace(",", "")) for r in parameter_counts()]
+    paper = list(PAPER_PARAMETERS.values())
+    out.append({"claim": "Parameter counts of the four paper-size networks (128x128, 101 classes)",
+                "source": f"{src}, Models", "paper": ", ".join(f"{p:,}" for p in paper),
+                "ours": ", ".join(f"{c:,}" for c in counts),
+                "verdict": "reproduced" if counts[:3] == paper[:3] and abs(counts[3] - paper[3]) <= 128 else "differs",
+                "evidence": "ResNet26 without BN: the paper keeps 2 x 64 BN parameters (see the table)"})
+    data = results["dataset"]
+    food = data["name"] == "food101" and results["config"]["epochs"] >= 50
+    out.append({"claim": "The grid on Food-101 at 128x128 for 50 epochs",
+                "source": f"{src}, Experiments", "paper": "Fig. 1 curves",
+                "ours": "this run" if food else f"{data['name']}, {results['config']['epochs']} epochs",
+                "verdict": "reproduced" if food else "not run",
+                "evidence": "the quick preset is a small stand-in; the paper preset has not been run here" if not food
+                else "paper preset"})
+    return out
+
+
 def figures(results: dict, out: Path) -> list[Path]:
     variants = results["variants"]
     made = []
@@ -213,4 +391,6 @@ EXPERIMENT = Experiment(
     run_variant=run_variant,
     summarize=summarize,
     figures=figures,
+    claims=claims,
+    tables=tables,
 ).script(__name__)

@@ -2,6 +2,8 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,52 @@ def test_smoke_preset_runs_every_combination_and_writes_results(tmp_path):
         assert (tmp_path / figure).stat().st_size > 1000
     table = (tmp_path / "table.txt").read_text()
     assert "10,311,833" in table and "11,227,813" in table and "-128" in table
+    # The per-block chain-rule table at initialisation, every combination, the variance argument as theory.
+    for name, entry in results["variants"].items():
+        blocks = entry["runs"]["0"]["blocks_at_init"]
+        assert [b["name"] for b in blocks][-1] == "logits" and all(b["rms"] > 0 for b in blocks), name
+        assert (tmp_path / f"blocks_{name}.md").read_text().startswith("| block |")
+    nobn = results["variants"]["tinyyolo_nobn_he"]["runs"]["0"]["blocks_at_init"]
+    assert nobn[-1]["predicted"] == pytest.approx(2 ** 0.5)  # a Linear under He: sqrt(fan_in * 2 / fan_in)
+    assert all(b["predicted"] is None for b in results["variants"]["tinyyolo_bn_he"]["runs"]["0"]["blocks_at_init"]
+               if b["name"].startswith("conv_"))  # BN sets the gain, not the init
+    ledger = json.loads((tmp_path / "claims.json").read_text())
+    assert ledger["chapter"] == "06" and len(ledger["claims"]) == 8
+    assert "| combination |" in (tmp_path / "blocks_summary.md").read_text()
+
+
+def test_predicted_gain_of_the_variance_argument():
+    from minideep import nn
+    chapter = load_chapter()
+    conv = nn.Conv2d(16, 32, 3)
+    assert chapter.predicted_gain(conv, "he") == pytest.approx(2 ** 0.5)
+    assert chapter.predicted_gain(conv, "glorot") == pytest.approx((2 * 144 / (144 + 288)) ** 0.5)
+    assert chapter.predicted_gain(nn.LeakyReLU(0.1), "he") == pytest.approx(((1 + 0.01) / 2) ** 0.5)
+    assert chapter.predicted_gain(nn.Sequential(conv, nn.BatchNorm2d(32), nn.ReLU()), "he") is None
+
+
+def test_check_script_prints_the_ledger(tmp_path):
+    chapter = load_chapter()
+    chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_chapter_06.py"), str(tmp_path / "results.json")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("REPRODUCED", "DIFFERS", "NOT RUN"))]
+    assert len(lines) == 8
+
+
+COMMITTED = ROOT / "docs" / "figures" / "06"
+
+
+def test_from_results_regenerates_the_committed_tables_and_ledger(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "chapters" / "06_init_bn_arch.py"), "--from-results",
+                           str(COMMITTED / "results.json"), "--out", str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    made = sorted(p.name for p in tmp_path.glob("*.md"))
+    assert {"claims.md", "accuracy.md", "blocks_summary.md", "blocks_tinyyolo_nobn_he.md"} <= set(made)
+    for name in made:
+        assert (tmp_path / name).read_text() == (COMMITTED / name).read_text(), name
 
 
 def test_interrupted_run_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
@@ -129,3 +177,34 @@ def test_the_grid_runs_as_sweep_jobs_in_worker_processes_and_resumes(tmp_path):
     # Resuming finds every run finished: nothing runs again.
     again = chapter.EXPERIMENT.main(args + ["--resume"])
     assert again["variants"] == first["variants"]
+
+
+def test_the_paper_preset_runs_end_to_end_on_local_food101_files(tmp_path, monkeypatch):
+    """The paper preset's whole path (Food-101 found locally, resized to 128x128 and cached, the grid run,
+    results written) on a tiny Food-101 folder in the official layout; only the epochs and width are cut."""
+    from test_data_formats import FOOD_CLASSES, write_food101
+
+    write_food101(tmp_path / "data", n_train=4, n_test=2)
+    chapter = load_chapter()
+    monkeypatch.setitem(chapter.PRESETS, "paper", {**chapter.PRESETS["paper"], "epochs": 1, "width": 0.0625,
+                                                   "block_batch": 2, "block_probes": 2, "block_iterations": 2})
+    results = chapter.EXPERIMENT.main(["--preset", "paper", "--data-dir", str(tmp_path / "data"), "--out",
+                                       str(tmp_path / "out"), "--variants", "tinyyolo_bn_he", "resnet26_nobn_glorot",
+                                       "--seeds", "0", "--no-progress"])
+    assert results["dataset"]["name"] == "food101" and results["dataset"]["image_shape"] == [3, 128, 128]
+    assert results["dataset"]["classes"] == len(FOOD_CLASSES)
+    assert (tmp_path / "data" / "food101" / "processed-128px").is_dir()  # the resized arrays, cached
+    for entry in results["variants"].values():
+        assert len(entry["runs"]["0"]["history"]) == 1 and entry["runs"]["0"]["blocks_at_init"]
+    ledger = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert ledger["preset"] == "paper"
+
+
+def test_the_pages_time_estimate_is_the_committed_runs():
+    """'a few minutes in all' of CPU time, 'about half an hour of wall time' at the recorded load."""
+    results = json.loads((COMMITTED / "results.json").read_text())
+    cpu = sum(run["cpu_time_s"] for v in results["variants"].values() for run in v["runs"].values())
+    assert results["preset"] == "quick" and 120 < cpu < 600
+    assert round(results["sweep"]["wall_time_s"] / 60 / 10) == 3  # about half an hour
+    page = (ROOT / "docs" / "chapters" / "06-init-bn-arch.md").read_text()
+    assert "a few minutes in all" in page and "about half an hour of wall" in page

@@ -80,8 +80,9 @@ def test_the_tables_cells_share_configurations():
     preset = chapter.PRESETS["paper"]
     configs = chapter.configurations("paper", preset, chapter.TABLES)
     # 4 learning rates + 4 more weight decays + 4 more batch sizes + 3 new combinations (wd 1e-3 / 1e-4 at
-    # batch 100 are Table 3's cells): the report's 16 configurations, 80 runs with five seeds.
-    assert len(configs) == 16
+    # batch 100 are Table 3's cells): the report's 16 configurations, 80 runs with five seeds; and the
+    # depth table's three networks (VGG08, VGG38, residual VGG38).
+    assert len(configs) == 16 + 3
     assert "lr=0.001,wd=0,bs=100" in configs and "lr=0.001,wd=0.0005,bs=50" in configs
     assert chapter.PRESETS["paper"]["seeds"] == [0, 2045458, 186285, 2122020, 11132]
 
@@ -122,6 +123,10 @@ def test_smoke_preset_runs_every_table_and_writes_results(tmp_path):
     for figure in saved["figures"]:
         assert (tmp_path / figure).stat().st_size > 1000
     assert "sweep_learning_rate.png" in saved["figures"] and "curves_default_vs_best.png" in saved["figures"]
+    assert {"gradient_flow_7_vs_37.png", "gradient_flow_residual_fix.png", "gradient_flow_default.png"} <= set(
+        saved["figures"])
+    for table in ("learning_rate", "depth", "spatial", "claims"):
+        assert (tmp_path / f"{table}.md").read_text().startswith("| ")
     assert saved["variants"]["lr=0.001,wd=0,bs=20"]["config"] == {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 20}
     assert results["variants"].keys() == saved["variants"].keys()
 
@@ -184,9 +189,55 @@ def test_check_script_reports_each_claim(tmp_path):
     chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_chapter_07.py"), str(tmp_path / "results.json")],
                           capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
-    assert len(lines) >= 4, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("REPRODUCED", "DIFFERS", "NOT RUN"))]
+    assert done.returncode == 0 and len(lines) == len(chapter.claims(json.loads((tmp_path / "results.json").read_text())))
+    assert len(lines) >= 6, done.stdout + done.stderr
     assert "not the quick preset" in done.stdout  # the smoke preset is too small to judge the claims
+
+
+def test_every_row_shows_our_settings_and_the_reports_cell():
+    """Quick's weight decays are 10x the report's: the table shows both settings, never one number beside another."""
+    chapter = load_chapter()
+    quick = chapter.PRESETS["quick"]
+    hyper, numbers = chapter.report_cell(quick, "weight_decay", 1e-2)
+    assert hyper == {"lr": 1e-3, "weight_decay": 1e-3, "batch_size": 100} and numbers == ("70.4 ± 0.8", "58.9 ± 0.6")
+    hyper, numbers = chapter.report_cell(quick, "combinations", (1e-3, 50))  # the collapse, as is
+    assert hyper["weight_decay"] == 1e-3 and hyper["batch_size"] == 50 and numbers == ("1.0 ± 0", "0.6 ± 0")
+    hyper, _ = chapter.report_cell(quick, "learning_rate", 1e-5)
+    assert hyper == {"lr": 1e-5, "weight_decay": 0.0, "batch_size": 100}  # ours runs at batch 50: both shown
+    assert chapter.report_cell(quick, "batch_size", 25)[0]["batch_size"] == 25
+    assert 1e-5 in quick["learning_rate"] and 1e-3 in quick["combinations"]["weight_decay"]
+
+
+def test_claims_follow_the_results(tmp_path):
+    """The collapse verdict is computed from the runs: at chance it is reproduced, above it it differs."""
+    chapter = load_chapter()
+    chapter.EXPERIMENT.main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    name = chapter.cell_name({**results["config"]["default"], "weight_decay": 1e-3, "batch_size": 50})
+    chance = 1 / results["dataset"]["classes"]
+    results["variants"][name] = {"runs": {"0": {"diverged": False, "final_train_accuracy": chance}}}
+    results["summary"].append({"name": name, "val_accuracy": {"mean": chance}, "train_accuracy": {"mean": chance}})
+    collapse = next(c for c in chapter.claims(results) if "collapses" in c["claim"])
+    assert collapse["verdict"] == "reproduced"
+    results["variants"][name]["runs"]["0"]["final_train_accuracy"] = 0.9
+    collapse = next(c for c in chapter.claims(results) if "collapses" in c["claim"])
+    assert collapse["verdict"] == "differs"
+
+
+COMMITTED = ROOT / "docs" / "figures" / "07"
+
+
+def test_from_results_regenerates_the_committed_tables_and_ledger(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "chapters" / "07_resnet_tuning.py"), "--from-results",
+                           str(COMMITTED / "results.json"), "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    made = sorted(p.name for p in tmp_path.glob("*.md"))
+    assert {"claims.md", "learning_rate.md", "combinations.md", "depth.md", "spatial.md"} <= set(made)
+    for name in made:
+        assert (tmp_path / name).read_text() == (COMMITTED / name).read_text(), name
+    for name in json.loads((COMMITTED / "results.json").read_text())["figures"]:
+        assert (tmp_path / name).stat().st_size > 1000
 
 
 @pytest.mark.slow
@@ -205,3 +256,11 @@ def test_the_tables_through_a_local_ray_instance(tmp_path):
     for name, entry in here["variants"].items():
         for seed, run in entry["runs"].items():
             assert on_ray["variants"][name]["runs"][seed]["test_accuracy"] == pytest.approx(run["test_accuracy"], abs=1e-6)
+
+
+def test_the_weight_decay_mapping_survives_results_json():
+    """results.json stores the mapping's keys as strings: the report's cells are still found."""
+    chapter = load_chapter()
+    stored = json.loads(json.dumps(chapter.PRESETS["quick"]))
+    assert chapter.report_cell(stored, "weight_decay", 1e-2)[1] == ("70.4 ± 0.8", "58.9 ± 0.6")
+    assert chapter.report_cell(stored, "combinations", (1e-3, 50))[1] == ("1.0 ± 0", "0.6 ± 0")

@@ -124,8 +124,17 @@ def constant(value: float) -> Scheme:
 
 
 def small_normal(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
-    """W ~ N(0, 0.01^2) whatever the layer's size: the fixed-scale init Glorot & Bengio (2010) start from."""
+    """W ~ N(0, 0.01^2) whatever the layer's size: a fixed scale that ignores the width (an extra of chapter 02)."""
     return rng.normal(0.0, 0.01, shape)
+
+
+def standard_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+    """Glorot & Bengio's (2010, Eq. 1) "standard" init W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Var = 1 / (3 fan_in).
+
+    The same weights as ``pytorch_default``, but biases start at 0 (as in the paper).
+    """
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return rng.uniform(-bound, bound, shape)
 
 
 he_normal = variance_scaling(2.0, "fan_in", "normal")
@@ -141,6 +150,7 @@ ones = constant(1.0)
 SCHEMES: dict[str, Scheme] = {
     "pytorch_default": pytorch_default,
     "small_normal": small_normal,
+    "standard_uniform": standard_uniform,
     "he_normal": he_normal,
     "he_uniform": he_uniform,
     "he_truncated_normal": he_truncated_normal,
