@@ -182,3 +182,41 @@ def test_interrupted_run_resumes_without_redoing_finished_variants(tmp_path, mon
     resumed = json.loads((tmp_path / "results.json").read_text())
     assert resumed["variants"]["vgg08"]["runs"] == saved["variants"]["vgg08"]["runs"]
     assert set(resumed["variants"]) == {"vgg08", "vgg38"}
+
+
+def test_page_sentences_agree_with_the_committed_run(chapter):
+    """The prose of docs/chapters/03-vgg38.md that states what the run shows, checked against results.json."""
+    results = json.loads((COMMITTED / "results.json").read_text())
+    v = results["variants"]
+    page = (ROOT / "docs" / "chapters" / "03-vgg38.md").read_text()
+    # "many more than twelve orders of magnitude ... at initialisation and still after training"
+    assert v["vgg38"]["chain_rule_at_init_summary"]["orders_of_magnitude"] > 12
+    assert v["vgg38"]["chain_rule_after_training_summary"]["orders_of_magnitude"] > 12
+    # "The plain VGG38's processing blocks have the predicted gain" (about 1/6, within a factor 1.5)
+    assert 1 / 9 < v["vgg38"]["chain_rule_at_init_summary"]["processing_block_rms_geomean"] < 1 / 4
+    # BN: "the measured processing-block gain ... is above one, so the gradient grows on the way down"
+    assert v["vgg38_bn"]["chain_rule_at_init_summary"]["processing_block_rms_geomean"] > 1
+    assert v["vgg38_bn"]["chain_rule_at_init_summary"]["orders_of_magnitude"] < 0
+    # Residual without BN: "the residual block's gain close to one"
+    rows = v["vgg38_res"]["runs"]["0"]["chain_rule_at_init"]
+    gains = [r["rms"] for r in rows if r["kind"] == "ResidualBlock"]
+    assert len(gains) == 15 and all(0.7 < g < 1.3 for g in gains)
+    # Curvature: VGG38's total gTg is not small, its critical step is far above the learning rate, the step
+    # lowers the loss as predicted; its first stage's gTg is orders of magnitude below the others'.
+    verdicts = chapter.curvature_verdicts(results)
+    assert verdicts["vanishing"] and not verdicts["curvature"]
+    assert "the failure is the vanishing gradient, not Pricope's curvature" in page
+    for rec in v["vgg38"]["runs"]["0"]["curvature"]:
+        assert rec["critical_lr"] > 10 * rec["lr"]
+        assert rec["actual_change"] < 0 and rec["predicted_change"] == pytest.approx(rec["actual_change"], rel=0.1)
+    others = [v[n]["runs"]["0"]["curvature"][0]["gTg"] for n in chapter.CURVATURE_VARIANTS if n != "vgg38"]
+    assert v["vgg38"]["runs"]["0"]["curvature"][0]["gTg"] > 1e-3 * min(others)
+    # "VGG38 BN is well ahead of VGG08" and "VGG08 is still climbing ... at the last epoch"
+    assert v["vgg38_bn"]["test_accuracy"] > v["vgg08"]["test_accuracy"] + 0.05
+    val = [h["val_acc"] for h in v["vgg08"]["history"]]
+    assert val[-1] > val[-2]
+    # The page includes every table the run writes, and the ledger.
+    for md in COMMITTED.glob("*.md"):
+        if md.name != "claims.md" and not md.name.startswith("chain_rule_vgg38_"):
+            assert f'--8<-- "docs/figures/03/{md.name}"' in page, md.name
+    assert '--8<-- "docs/figures/03/claims.md"' in page
