@@ -441,6 +441,18 @@ def tables(results: dict) -> dict[str, str]:
     rows = curvature_rows(results)
     if rows:
         out["curvature"] = markdown_table(rows)
+    timing = []
+    for name, entry in results["variants"].items():
+        for seed, run in entry["runs"].items():
+            load = run.get("load_average") or {}
+            timing.append({"variant": f"`{name}`", "seed": seed, "wall s": round(run.get("wall_time_s", 0.0)),
+                           "of which probes s": round(run.get("probe_s", 0.0)),
+                           "load average before (1/5/15 min)": " / ".join(map(str, load.get("before") or [])) or None,
+                           "after": " / ".join(map(str, load.get("after") or [])) or None})
+    timing.append({"variant": "all", "seed": "", "wall s": round(sum(r["wall s"] for r in timing)),
+                   "of which probes s": round(sum(r["of which probes s"] for r in timing)),
+                   "load average before (1/5/15 min)": None, "after": None})
+    out["timings"] = markdown_table(timing)
     return out
 
 
