@@ -14,16 +14,21 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 import minideep as md
 from minideep import plots
 from minideep.data import chapter_data
-from minideep.diagnostics import (block_report, curvature_along_gradient, first_last_ratio, largest_hessian_eigenvalue,
-                                  report_table)
+from minideep.diagnostics import (
+    block_report,
+    curvature_along_gradient,
+    first_last_ratio,
+    largest_hessian_eigenvalue,
+    report_table,
+)
 from minideep.experiment import Experiment, RunContext, format_table, markdown_table
 from minideep.models.vgg import VGG
 from minideep.nn import ResidualBlock
@@ -199,7 +204,7 @@ class CurvatureProbe:
 
     def measure(self, epoch: int | None) -> dict:
         params = [p for p in self.model.parameters()]
-        loss_fn = lambda: cross_entropy(self.model(self.x), self.y)  # noqa: E731
+        loss_fn = lambda: cross_entropy(self.model(self.x), self.y)
         record = {"epoch": epoch, **curvature_along_gradient(loss_fn, params, lr=self.eps, module=self.model)}
         top = largest_hessian_eigenvalue(loss_fn, params, iterations=self.eigen_iterations, seed=self.seed,
                                          module=self.model)
@@ -303,7 +308,7 @@ def _first(entry: dict) -> dict:
 
 def aggregate(results: dict) -> None:
     """Per variant: parameters, shortcut, settings, the seeds' accuracies and the chain-rule summary."""
-    for name, entry in results["variants"].items():
+    for entry in results["variants"].values():
         first = _first(entry)
         entry["parameters"] = first.get("parameters")
         entry["shortcut"] = first.get("shortcut")
@@ -480,7 +485,7 @@ def claims(results: dict) -> list[dict]:
     noise = max(0.02, 2 * spread)  # what two runs of one setting differ by, at least 2 points
     regime = (f"{results['preset']} preset: {results['dataset']['name']}, {results['dataset']['n_train']} training images, "
               f"{results['config']['epochs']} epochs, {seeds} seed(s)")
-    pct = lambda a: f"{100 * a:.1f}%"  # noqa: E731
+    pct = lambda a: f"{100 * a:.1f}%"
     out = []
 
     def have(*names):
@@ -496,7 +501,6 @@ def claims(results: dict) -> list[dict]:
 
     c, s = "In plain VGG38 the gradient vanishes on the way to the input", "Pricope 2021, Fig. 2; coursework"
     if have("vgg38"):
-        r = v["vgg38"]["runs"]
         ratio = _first(v["vgg38"])["first_over_last_grad"]
         orders = v["vgg38"]["chain_rule_at_init_summary"]["orders_of_magnitude"]
         out.append(_claim(c, s, "O(1e-3) mean |grad|, vanishing", f"first/last layer mean |grad| {ratio:.2g}",
@@ -626,7 +630,7 @@ def curvature_verdicts(results: dict) -> dict | None:
     at = {n: _first(v[n])["curvature"][0] for n in CURVATURE_VARIANTS if n in v and _first(v[n]).get("curvature")}
     deep = at["vgg38"]
     others = {n: r for n, r in at.items() if n != "vgg38"}
-    per_param = lambda r: r["first_stage"]["gTg"] / r["first_stage"]["parameters"]  # noqa: E731
+    per_param = lambda r: r["first_stage"]["gTg"] / r["first_stage"]["parameters"]
     ratio = per_param(deep) / min(per_param(r) for r in others.values())
     return {"at_init": at, "first_stage_gTg_per_parameter_ratio": ratio,
             "vanishing": ratio < 1e-2, "curvature": deep["critical_lr"] < deep["lr"],

@@ -59,7 +59,7 @@ def test_every_row_of_pricope_table_1_is_a_configuration_with_its_settings(chapt
 
 
 def test_parameter_counts_tell_the_two_residual_networks_apart(chapter):
-    count = lambda name: sum(p.size for p in chapter.build(name, 100).parameters())  # noqa: E731
+    count = lambda name: sum(p.size for p in chapter.build(name, 100).parameters())
     assert count("vgg08") == 59_716
     assert count("vgg08_bn") == 60_100
     assert count("vgg08_bn_res") == 63_364  # Pricope's projection shortcuts around the reduction blocks
@@ -79,7 +79,7 @@ def test_smoke_preset_records_parameters_chain_rule_and_curvature(smoke, chapter
         assert run["settings"]["lr"] == chapter.VARIANTS[name]["lr"]
         assert 0.0 <= entry["test_accuracy"] <= 1.0 and len(entry["history"]) == 1
         flow = entry["gradient_flow"][0]
-        assert list(flow)[0] == "input_conv.conv" and list(flow)[-1] == "logit_linear"
+        assert next(iter(flow)) == "input_conv.conv" and list(flow)[-1] == "logit_linear"
         for key in ("chain_rule_at_init", "chain_rule_after_training"):
             rows = run[key]
             assert rows[0]["name"] == "input_conv" and rows[-1]["name"] == "logit_linear"
@@ -111,7 +111,7 @@ def test_smoke_preset_records_parameters_chain_rule_and_curvature(smoke, chapter
 
 def test_ledger_verdicts_follow_the_results(smoke, chapter):
     _, results = smoke
-    by_claim = lambda res: {c["claim"]: c for c in chapter.claims(res)}  # noqa: E731
+    by_claim = lambda res: {c["claim"]: c for c in chapter.claims(res)}
     ledger = by_claim(copy.deepcopy(results))
     chance = "Plain VGG38 stays at chance"
     assert ledger[chance]["verdict"] == "reproduced"  # 10% on 10 classes after one smoke step
