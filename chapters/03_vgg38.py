@@ -1,12 +1,17 @@
 """Chapter 03: VGG38 does not learn, VGG08 does; BatchNorm and residual connections fix it.
 
-Rebuilds the Edinburgh MLP coursework 2 experiment and Pricope (2021), Table 1:
+Rebuilds the Edinburgh MLP coursework 2 experiment and every row of Pricope (2021), Table 1:
 
-    python chapters/03_vgg38.py                       # quick preset, bundled data, ~10 min on a CPU
-    python chapters/03_vgg38.py --variants all        # all eight variants
-    python chapters/03_vgg38.py --preset paper --device gpu    # CIFAR-100, 100 epochs
+    python chapters/03_vgg38.py                       # quick preset: 5 variants, bundled data, one seed
+    python chapters/03_vgg38.py --seeds 0 1 2         # three seeds: mean +- std, bands
+    python chapters/03_vgg38.py --variants all        # every configuration (Table 1's 16 rows and 4 more)
+    python chapters/03_vgg38.py --preset paper --device gpu    # CIFAR-100, 100 epochs, each row's settings
+    python chapters/03_vgg38.py --from-results docs/figures/03/results.json --out DIR   # no training
 
-Writes results.json, table.txt and the figures into --out (default runs/03_vgg38).
+Writes results.json, the claims ledger (claims.json, claims.md), the Markdown tables
+(results.md, pricope_table1.md, chain_rule_*.md, curvature.md, timings.md), table.txt and
+the figures into --out (default runs/03_vgg38). The "PyTorch twin" column reads
+docs/figures/03/torch_twin.json, written by scripts/torch_twin_03.py.
 """
 from __future__ import annotations
 
