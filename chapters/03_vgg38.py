@@ -294,6 +294,20 @@ def twin_accuracies(results: dict, path: Path = TWIN_FILE) -> dict[str, list[flo
     return {name: [run["test_accuracy"] for run in runs.values()] for name, runs in twin["variants"].items()}
 
 
+def twin_loss_gaps(results: dict, path: Path = TWIN_FILE) -> dict[str, float]:
+    """Relative gap of the last epoch's training loss, twin vs minideep, per variant (seed 0 where both ran)."""
+    if not twin_accuracies(results, path):
+        return {}
+    twin = json.loads(Path(path).read_text())["variants"]
+    gaps = {}
+    for name, entry in results["variants"].items():
+        seed = next(iter(entry["runs"]))
+        if name in twin and seed in twin[name]:
+            ours, theirs = entry["runs"][seed]["history"][-1]["train_loss"], twin[name][seed]["history"][-1]["train_loss"]
+            gaps[name] = (theirs - ours) / ours
+    return gaps
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
@@ -527,12 +541,16 @@ def claims(results: dict) -> list[dict]:
     if have("vgg08", "vgg38_bn"):
         a8, a38 = _acc(results, "vgg08"), _acc(results, "vgg38_bn")
         ok = a38 - a8 <= noise
+        twin, second = twin_accuracies(results), ""
+        if "vgg08" in twin and "vgg38_bn" in twin:  # the same experiment in PyTorch: a second sample of the comparison
+            second = (f"; the PyTorch twin of this run: {pct(float(np.mean(twin['vgg38_bn'])))} vs "
+                      f"{pct(float(np.mean(twin['vgg08'])))}")
         out.append(_claim(c, s, "46.78% vs 49.95% (-3.2 points)", f"{pct(a38)} vs {pct(a8)} ({100 * (a38 - a8):+.1f} points)",
                           "reproduced" if ok else "differs",
-                          (f"within {100 * noise:.0f} points; " if ok else
+                          (f"VGG38 BN not ahead of VGG08 by more than {100 * noise:.0f} points; " if ok else
                            f"VGG38 BN ahead by more than {100 * noise:.0f} points. Likely the regime: {regime}, "
                            "where BN's faster early progress counts and neither net has reached the accuracy where "
-                           "Pricope's 100 CIFAR-100 epochs compare them; see the training curves; ") + regime))
+                           "Pricope's 100 CIFAR-100 epochs compare them; see the training curves; ") + regime + second))
     else:
         out.append(_not_run(c, s, "46.78% vs 49.95%", ["vgg08", "vgg38_bn"]))
 
@@ -675,6 +693,10 @@ def twin_claim(results: dict) -> dict:
     tolerance = 2 * spread if seeds > 1 else 0.0
     ok = seeds > 1 and abs(diffs[worst]) <= max(tolerance, 1e-9)
     ours = ", ".join(f"`{n}` {100 * d:+.1f}" for n, d in diffs.items()) + " points (twin - minideep)"
+    loss_gap = twin_loss_gaps(results)
+    if loss_gap:
+        worst_loss = max(loss_gap, key=lambda n: abs(loss_gap[n]))
+        ours += f"; last-epoch training loss within {100 * abs(loss_gap[worst_loss]):.0f}% (`{worst_loss}`)"
     evidence = (f"largest gap `{worst}` {100 * diffs[worst]:+.1f} points; seed spread (2 std) {100 * tolerance:.1f} points"
                 if seeds > 1 else
                 f"one seed: the seed spread is not measured yet (run both with `--seeds 0 1 2`); largest gap "

@@ -70,7 +70,7 @@ def test_parameter_counts_tell_the_two_residual_networks_apart(chapter):
 
 def test_smoke_preset_records_parameters_chain_rule_and_curvature(smoke, chapter):
     out, results = smoke
-    assert list(results["variants"]) == SMOKE_VARIANTS
+    assert set(results["variants"]) == set(SMOKE_VARIANTS)  # in the order of VARIANTS
     for name, entry in results["variants"].items():
         run = entry["runs"]["0"]
         assert entry["parameters"] == sum(p.size for p in chapter.build(name, 10).parameters())
@@ -211,8 +211,17 @@ def test_page_sentences_agree_with_the_committed_run(chapter):
         assert rec["actual_change"] < 0 and rec["predicted_change"] == pytest.approx(rec["actual_change"], rel=0.1)
     others = [v[n]["runs"]["0"]["curvature"][0]["gTg"] for n in chapter.CURVATURE_VARIANTS if n != "vgg38"]
     assert v["vgg38"]["runs"]["0"]["curvature"][0]["gTg"] > 1e-3 * min(others)
-    # "VGG38 BN is well ahead of VGG08" and "VGG08 is still climbing ... at the last epoch"
-    assert v["vgg38_bn"]["test_accuracy"] > v["vgg08"]["test_accuracy"] + 0.05
+    # "VGG38 BN is behind VGG08", "the PyTorch twin ... puts VGG38 BN well ahead", "training losses agree within a few
+    # percent", "VGG08 is still climbing at the last epoch"
+    assert v["vgg38_bn"]["test_accuracy"] < v["vgg08"]["test_accuracy"]
+    twin = chapter.twin_accuracies(results)
+    assert twin["vgg38_bn"][0] > twin["vgg08"][0] + 0.05
+    assert abs(chapter.twin_loss_gaps(results)["vgg38_bn"]) < 0.05
+    # "VGG38 with BN at initialisation: the critical step is below the learning rate, the quadratic model predicts a
+    # loss increase that the actual step does not show. After one epoch it is back in range."
+    bn = v["vgg38_bn"]["runs"]["0"]["curvature"]
+    assert bn[0]["critical_lr"] < bn[0]["lr"] and bn[0]["predicted_change"] > 0 > bn[0]["actual_change"]
+    assert bn[1]["critical_lr"] > bn[1]["lr"]
     val = [h["val_acc"] for h in v["vgg08"]["history"]]
     assert val[-1] > val[-2]
     # The page includes every table the run writes, and the ledger.
