@@ -729,8 +729,11 @@ def curvature_figure(results: dict, path: Path) -> Path | None:
                 if key == "gTg":
                     ax.plot(epochs, [r["first_stage"]["gTg"] for r in recs], linestyle="--", color=style.get("color"),
                             label=f"{name}, first stage")
+        ax.set_xticks(sorted({r["epoch"] for recs in rows.values() for r in recs}))
         if key == "gTg":
             ax.set_yscale("log")
+        elif key in ("curvature", "top_eigenvalue"):  # signed, spanning orders of magnitude
+            ax.set_yscale("symlog", linthresh=1e-1)
         elif key is None:
             ax.set_yscale("symlog", linthresh=1e-8)
         ax.set_title(label, fontsize=9)
