@@ -49,7 +49,8 @@ def twin_run(torch: Any, chapter: ModuleType, variant: str, seed: int, config: d
     md.manual_seed(seed)
     model = chapter.build(variant, len(data.train.classes))
     net = build_torch_vgg(model).float()  # minideep's initial weights, float32 as minideep trains
-    opt = torch.optim.Adam(net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 0.0))
+    config = chapter.settings(variant, config)  # the variant's batch size, lr and weight decay (its Table 1 row)
+    opt = torch.optim.Adam(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config["epochs"], eta_min=config["eta_min"])
     train, val, test = data.loaders(config["batch_size"], seed)
     history, best, best_state = [], None, None
@@ -73,7 +74,7 @@ def twin_run(torch: Any, chapter: ModuleType, variant: str, seed: int, config: d
     if best_state is not None:
         net.load_state_dict(best_state)
     metrics = evaluate(torch, net, test)
-    return {"test_accuracy": metrics["val_acc"], "test_loss": metrics["val_loss"], "history": history,
+    return {"test_accuracy": metrics["val_acc"], "test_loss": metrics["val_loss"], "history": history, "settings": config,
             "parameters": int(sum(p.numel() for p in net.parameters()))}
 
 
