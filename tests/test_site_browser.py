@@ -215,9 +215,8 @@ return {column: [column.left, column.right], tables: items.filter((i) => i[0] ==
         page_width: document.documentElement.scrollWidth, viewport: window.innerWidth};
 """
 
-# Until every chapter commits its ledger, only chapters with docs/figures/0N/claims.json must
-# show one; set True to require a ledger on every chapter page.
-STRICT_LEDGERS = False
+# Every chapter 01-07 commits its ledger (docs/figures/0N/claims.json), so every chapter page must show one.
+STRICT_LEDGERS = True
 LEDGER_COLUMNS = {"claim", "paper", "ours", "verdict"}
 
 
