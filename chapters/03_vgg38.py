@@ -263,7 +263,7 @@ def run_variant(ctx: RunContext) -> dict:
     t0 = time.perf_counter()
     run["chain_rule_at_init"] = chain_init
     run["chain_rule_after_training"] = chain_rule_table(model, xp, yp, cfg, ctx.seed)
-    run["settings"] = train_cfg
+    run["training"] = train_cfg  # not "settings": the runner stores the run's identity there
     run["parameters"] = int(sum(p.size for p in model.parameters()))
     run["shortcut"] = VARIANTS[ctx.variant]["shortcut"]
     if curvature is not None:
@@ -331,7 +331,7 @@ def aggregate(results: dict) -> None:
         first = _first(entry)
         entry["parameters"] = first.get("parameters")
         entry["shortcut"] = first.get("shortcut")
-        entry["settings"] = first.get("settings")
+        entry["training"] = first.get("training")
         entry["test_accuracies"] = [r["test_accuracy"] for r in _runs(entry)]
         for key in ("chain_rule_at_init", "chain_rule_after_training"):
             rows = first.get(key) or []
@@ -388,7 +388,7 @@ def results_table(results: dict) -> str:
     twin = twin_accuracies(results)
     rows = []
     for name, entry in results["variants"].items():
-        s = entry["settings"]
+        s = entry["training"]
         pub = PAPER.get(name, {})
         pricope = None
         if "Pricope test %" in pub:
@@ -437,7 +437,7 @@ def table1(results: dict) -> str:
         entry = results["variants"].get(name)
         ours = "not run"
         if entry is not None:
-            s = entry["settings"]
+            s = entry["training"]
             ours = _percent(entry["test_accuracies"]) + f" ({results['preset']}: bs {s['batch_size']}, {results['dataset']['name']})"
         rows.append({"row": row, "variant": f"`{name}`", "network": _architecture(name), "batch": bs, "lr": f"{lr:g}",
                      "weight decay": f"{wd:g}", "Pricope test %": test, "Pricope train %": train, "ours test %": ours})

@@ -75,8 +75,8 @@ def test_smoke_preset_records_parameters_chain_rule_and_curvature(smoke, chapter
         run = entry["runs"]["0"]
         assert entry["parameters"] == sum(p.size for p in chapter.build(name, 10).parameters())
         assert entry["shortcut"] == chapter.VARIANTS[name]["shortcut"]
-        assert run["settings"]["weight_decay"] == chapter.VARIANTS[name]["weight_decay"]
-        assert run["settings"]["lr"] == chapter.VARIANTS[name]["lr"]
+        assert run["training"]["weight_decay"] == chapter.VARIANTS[name]["weight_decay"]
+        assert run["training"]["lr"] == chapter.VARIANTS[name]["lr"]
         assert 0.0 <= entry["test_accuracy"] <= 1.0 and len(entry["history"]) == 1
         flow = entry["gradient_flow"][0]
         assert next(iter(flow)) == "input_conv.conv" and list(flow)[-1] == "logit_linear"
