@@ -239,9 +239,10 @@ def run_variant(ctx: RunContext) -> dict:
     md.manual_seed(ctx.seed)
     data, cfg = ctx.data, ctx.config
     train_cfg = settings(ctx.variant, cfg)
-    model = build(ctx.variant, len(data.train.classes))
-    # A few training images, the same for every variant of a seed: the chain-rule and curvature probes' batches.
-    x, y = next(iter(data.loaders(max(cfg["probe_batch"], cfg["curvature_batch"]), ctx.seed)[0]))
+    model = build(ctx.variant, len(data.train.classes)).to(ctx.device)
+    # A few training images, the same for every variant of a seed: the chain-rule and curvature probes' batches,
+    # on the run's device (the probes run before, during and after training).
+    x, y = next(iter(data.loaders(max(cfg["probe_batch"], cfg["curvature_batch"]), ctx.seed, ctx.device)[0]))
     xp, yp = x[:cfg["probe_batch"]], y[:cfg["probe_batch"]]
     xc, yc = x[:cfg["curvature_batch"]], y[:cfg["curvature_batch"]]
     t0 = time.perf_counter()
