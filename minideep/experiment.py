@@ -567,22 +567,30 @@ def training_wall_time(results: Mapping[str, Any]) -> float:
     return float(sum(run.get("wall_time_s", 0.0) for v in results["variants"].values() for run in v["runs"].values()))
 
 
-def check_claims(argv: Sequence[str], default_path: str | Path,
-                 check: Callable[[dict], list[tuple[str, bool, str]]]) -> int:
-    """Read a results.json (``argv[0]`` or ``default_path``), print PASS/FAIL per claim, return 1 if any failed.
+def print_claims_ledger(script: str | Path, argv: Sequence[str], default_path: str | Path) -> int:
+    """A chapter's check script: print the claims ledger of a results.json, one line per claim.
 
-    ``check(results)`` returns ``(claim, holds, detail)`` triples; a chapter's check script
-    is that function and one call of this one.
+    Reads ``argv[0]`` (or ``default_path``), computes the ledger with the ``claims`` hook of the
+    ``Experiment`` that the chapter script at ``script`` defines (the same function that writes
+    ``claims.json`` and ``claims.md``), and prints each verdict beside ours and the paper's
+    number, then the counts. A claim that differs is a finding, not a failure: the status is 1
+    only when the ledger cannot be made or is malformed.
     """
     path = Path(argv[0] if argv else default_path)
     results = read_results(path)
     if results.get("preset") != "quick":
-        print(f"note: {path} is a {results.get('preset')} run; the claims are the quick preset's")
-    failed = 0
-    for claim, ok, detail in check(results):
-        failed += not ok
-        print(f"{'PASS' if ok else 'FAIL'}  {claim}: {detail}")
-    return 1 if failed else 0
+        print(f"note: {path} is a {results.get('preset')} run, not the quick preset; the verdicts are for information")
+    experiment = _chapter_experiment(str(Path(script).resolve()), Path(script).stem)  # chapter = file stem
+    try:
+        claims = check_claims_ledger(experiment.claims(results), f"{path} claims")
+    except (TypeError, ValueError, KeyError) as e:
+        print(f"malformed ledger: {e}")
+        return 1
+    for c in claims:
+        print(f"{c['verdict'].upper():10s}  {c['claim']}: ours {c['ours']}; paper {c['paper']} ({c['source']})")
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in ("reproduced", "differs", "not run")}
+    print(", ".join(f"{n} {v}" for v, n in counts.items()))
+    return 0
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,52 +1,25 @@
-"""Chapter 04's claims ledger, computed from a results.json (the chapter's ``claims`` hook, printed).
+"""Chapter 04's claims ledger on a results.json: one line per claim of the paper, with its verdict.
 
-    python chapters/04_highway.py --threads 1 --out runs/04_highway      # the quick preset
+    python chapters/04_highway.py --threads 1 --out runs/04_highway     # the quick preset
     python scripts/check_chapter_04.py runs/04_highway/results.json    # default: docs/figures/04/results.json
 
-Prints one line per claim of the paper: its verdict (reproduced / differs / not run), the
-paper's number and ours, as ``claims.json`` holds them. The verdicts are the chapter's
-``claims(results)``, so they are always computed from the file, never typed. Exits 1 if the
-ledger is malformed (a missing field, a verdict outside the three), else 0: a claim that
-differs is a finding, not a failure.
+The verdicts (reproduced / differs / not run) are computed by the chapter's ``claims`` hook
+from the numbers in results.json (``minideep.experiment.print_claims_ledger``): the same
+function that writes ``claims.json`` and ``claims.md`` for the page. A claim that differs is
+a finding, not a failure; the exit status is 1 only when the ledger is malformed.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
-from minideep.results import check_claims_ledger, read_results
+from minideep.experiment import print_claims_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = ROOT / "chapters" / "04_highway.py"
-DEFAULT = ROOT / "docs" / "figures" / "04" / "results.json"
-
-
-def chapter():
-    """The chapter script as a module (it runs nothing when imported)."""
-    spec = importlib.util.spec_from_file_location("chapter_04", CHAPTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def ledger(results: dict) -> list[dict]:
-    """The checked claims of results."""
-    return check_claims_ledger(chapter().claims(results), "chapter 04 claims")
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else DEFAULT
-    try:
-        claims = ledger(read_results(path))
-    except (ValueError, KeyError, TypeError) as e:
-        print(f"FAIL  {path}: the claims ledger could not be made: {e}")
-        return 1
-    for c in claims:
-        print(f"{c['verdict']:<10}  {c['claim']}: paper {c['paper']}; ours {c['ours']}")
-    counts = {v: sum(c["verdict"] == v for c in claims) for v in ("reproduced", "differs", "not run")}
-    print(", ".join(f"{n} {v}" for v, n in counts.items()))
-    return 0
+    return print_claims_ledger(ROOT / "chapters" / "04_highway.py", argv, ROOT / "docs" / "figures" / "04" / "results.json")
 
 
 if __name__ == "__main__":
