@@ -53,17 +53,6 @@ MAX_SEED = 2**32 - 1
 RUN_FILE = "run.json"
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _seed(text: str) -> int:
     """argparse type: a seed NumPy accepts, 0 <= seed < 2**32."""
     try:
@@ -194,7 +183,7 @@ class Experiment:
         p.add_argument("--variants", *self.variant_flags, dest="variants", nargs="+", default=None,
                        help=f"a subset of {', '.join(self.variants)}, or 'all'")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        p.add_argument("--threads", type=_positive_int, default=None,
+        p.add_argument("--threads", type=jobs.positive_int, default=None,
                        help="CPU threads (md.set_num_threads; default: md.get_num_threads(), one per core up to 8)")
         p.add_argument("--from-results", type=Path, default=None, metavar="RESULTS_JSON",
                        help="train nothing: regenerate the figures, tables and claims ledger of this results.json "

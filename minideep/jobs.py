@@ -478,14 +478,14 @@ def _run_ray(fn: Callable, todo: list[Run], collect: Callable, address: str | No
 # ----------------------------------------------------------------------------------------
 
 
-def _at_least_one(text: str) -> int:
-    """argparse type of ``--workers``: an int >= 1 (0 would otherwise mean 1 silently)."""
+def positive_int(text: str) -> int:
+    """argparse type of ``--workers`` (and the runner's ``--threads``): an int >= 1 (0 would otherwise mean 1 silently)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (the runs at the same time), got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -505,7 +505,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group = parser.add_argument_group("sweep (where the runs go)")
     group.add_argument("--backend", choices=BACKENDS, default="local",
                        help="local: this machine (one run at a time, or --workers processes); ray: Ray tasks")
-    group.add_argument("--workers", type=_at_least_one, default=None,
+    group.add_argument("--workers", type=positive_int, default=None,
                        help="local backend: runs at the same time, each in its own process (default 1)")
     group.add_argument("--address", default=None,
                        help="ray backend: HOST:PORT of a running Ray cluster (default: start Ray on this machine)")
