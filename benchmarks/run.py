@@ -32,7 +32,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+sys.path.insert(0, str(HERE.parent))
+from minideep import blas_env  # noqa: E402  (the pins must go before NumPy loads in the timed process)
 
 
 def _parse() -> argparse.Namespace:
@@ -52,18 +53,10 @@ def _parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _restart_without_openblas_pins(args: argparse.Namespace) -> None:
-    if args.keep_openblas_env or not any(v in os.environ for v in _PINS):
-        return
-    env = {k: v for k, v in os.environ.items() if k not in _PINS}
-    env["MINIDEEP_BENCH_DROPPED"] = ",".join(f"{v}={os.environ[v]}" for v in _PINS if v in os.environ)
-    print(f"benchmarks: restarting without {', '.join(v for v in _PINS if v in os.environ)} (see --help)", flush=True)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
-
-
 def main() -> None:
     args = _parse()
-    _restart_without_openblas_pins(args)
+    if not args.keep_openblas_env:
+        blas_env.restart_without_pins("benchmarks")
 
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
@@ -93,7 +86,7 @@ def main() -> None:
     for threads in thread_counts:
         _set_threads(torch, threads)
         info = harness.machine_info(device)
-        info["openblas_env_dropped_for_this_run"] = os.environ.get("MINIDEEP_BENCH_DROPPED", "")
+        info["openblas_env_dropped_for_this_run"] = blas_env.dropped() or ""
         info["mode"] = "quick" if args.quick else "full"
         info["threads"] = {"minideep": threads, "torch": torch.get_num_threads()}
         print(f"\nmachine: {info['cpu']}, {info['cores']} cores, numpy {info['numpy']} (OpenBLAS kernel "

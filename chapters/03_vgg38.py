@@ -19,7 +19,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +32,11 @@ from minideep.diagnostics import (
     first_last_ratio,
     largest_hessian_eigenvalue,
     report_table,
+    residual_branch,
+    residual_theory,
 )
 from minideep.experiment import Experiment, RunContext, format_table, markdown_table
 from minideep.models.vgg import VGG
-from minideep.nn import ResidualBlock
 from minideep.ops.loss import cross_entropy
 from minideep.plots.figures import _new_figure, _save, _style
 from minideep.train import train_classifier
@@ -164,28 +164,6 @@ def build(variant: str, num_classes: int) -> VGG:
     cfg = VARIANTS[variant]
     return VGG(cfg["blocks"], num_classes=num_classes, batch_norm=cfg["batch_norm"], residual=cfg["residual"],
                shortcut=cfg["shortcut"] or "coursework", activation=cfg["activation"])
-
-
-def residual_branch(name: str, module) -> Callable | None:
-    """F of a residual block act(x + F(x)): F(x) = BN(conv(act(BN(conv(x))))), for block_report's ``branch``."""
-    if not isinstance(module, ResidualBlock):
-        return None
-
-    def branch(x):
-        out = module.conv_0(x)
-        out = module.activation(out if module.bn_0 is None else module.bn_0(out))
-        out = module.conv_1(out)
-        return out if module.bn_1 is None else module.bn_1(out)
-    return branch
-
-
-def residual_theory(name: str, module, row: dict) -> float | None:
-    """A residual block's rms gain if the identity and the branch are uncorrelated directions:
-    E||(I + J_F)^T u||^2 / ||u||^2 = 1 + 2 tr(J_F)/m + ||J_F||_F^2/m ~ 1 + rms_F^2 (the activation
-    after the sum left out); None for other blocks."""
-    if row.get("branch_rms") is None:
-        return None
-    return math.sqrt(1.0 + row["branch_rms"] ** 2)
 
 
 def chain_rule_table(model, x, y, config: dict, seed: int) -> list[dict]:

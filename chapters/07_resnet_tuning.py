@@ -28,6 +28,7 @@ import numpy as np
 import minideep as md
 from minideep import plots, sweep
 from minideep.data import chapter_data
+from minideep.diagnostics import block_report, report_table, residual_branch, residual_theory
 from minideep.experiment import Experiment, RunContext, format_table, markdown_table
 from minideep.models import VGG, ResidualVGG
 from minideep.train import TrainingDiverged, train_classifier
@@ -76,6 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         learning_rate=[1e-2, 1e-3], weight_decay=[0.0, 1e-3], batch_size=[10, 20],
         combinations=dict(weight_decay=[1e-3], batch_size=[10, 20]),
         report_weight_decay={0.0: 0.0, 1e-3: 1e-3}, depth=dict(models=["vgg08", "vgg38", "residual38"], epochs=1),
+        block_batch=4, block_probes=2, block_iterations=2,
     ),
     # The CPU default (about 10 minutes on 2 quiet cores, two runs at a time): the report's network
     # (37 convolutions, 32 channels) on 200 bundled Fashion-MNIST images shrunk to 8x8, 50 epochs,
@@ -92,6 +94,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         report_weight_decay={0.0: 0.0, 1e-3: 1e-3, 5e-3: 5e-4, 1e-2: 1e-3, 1e-1: 1e-2},
         # The report's depth figure (7 vs 37 convolutions, no shortcuts) and its residual fix: gradient flow per epoch.
         depth=dict(models=["vgg08", "vgg38", "residual38"], epochs=20),
+        # The depth networks' chain-rule tables (first seed, at init and after training): 8 images,
+        # 4 probes for rms, 6 power-iteration steps for top (as chapter 03's quick preset).
+        block_batch=8, block_probes=4, block_iterations=6,
     ),
     # The report exactly: CIFAR-100 (47,500 / 2,500 / 10,000), 32x32 with crop + flip, 32 channels,
     # 100 epochs of Adam with the coursework's cosine schedule, its five seeds: 80 training runs.
@@ -103,6 +108,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         combinations=dict(weight_decay=[1e-3, 5e-4, 1e-4], batch_size=[50, 100]),
         report_weight_decay={v: v for v in (1e-2, 1e-3, 5e-4, 1e-4, 1e-5, 0.0)},
         depth=dict(models=["vgg08", "vgg38", "residual38"], epochs=100),
+        block_batch=16, block_probes=8, block_iterations=10,
     ),
 }
 for _preset in PRESETS.values():
@@ -173,12 +179,29 @@ def build_model(name: str, blocks: int, filters: int, num_classes: int, in_chann
     return VGG(n_blocks, num_filters=filters, num_classes=num_classes, in_channels=in_channels)
 
 
+def chain_rule_table(model, batch, cfg: dict, seed: int) -> list[dict]:
+    """``block_report`` of every block on ``batch``: ||dL/dh||, on_gradient, rms, top; for residual
+    blocks also the branch's rms and the theory sqrt(1 + branch rms^2) (see chapter 03)."""
+    x, y = batch
+    return block_report(model, x, y, probes=cfg["block_probes"], iterations=cfg["block_iterations"], seed=seed,
+                        theory=residual_theory, branch=residual_branch)
+
+
 def run_variant(ctx: RunContext) -> dict:
-    """Train the residual VGG with one configuration and seed; the report's accuracies and the history."""
+    """Train the residual VGG with one configuration and seed; the report's accuracies and the history.
+
+    The depth table's networks also get their chain-rule table (first seed only: the seeds
+    differ only in the draw), at initialisation and after training, on one fixed small batch.
+    """
     cfg, hyper, data = ctx.config, ctx.configuration, ctx.data
     md.manual_seed(ctx.seed)
     model = build_model(hyper.get("model", "residual38"), cfg["blocks"], cfg["filters"], len(data.train.classes),
                         data.train.images.shape[1])
+    probe = None
+    if "model" in hyper and ctx.seed == cfg["seeds"][0]:
+        x, y = next(iter(data.loaders(cfg["block_batch"], ctx.seed, ctx.device)[0]))
+        probe = (x, y)
+        blocks_at_init = chain_rule_table(model, probe, cfg, ctx.seed)
     try:
         out = train_classifier(
             model, data, epochs=hyper.get("epochs", cfg["epochs"]), batch_size=hyper["batch_size"], seed=ctx.seed, optimizer=cfg["optimizer"],
@@ -202,6 +225,9 @@ def run_variant(ctx: RunContext) -> dict:
         chance=1.0 / len(data.train.classes),
     )
     out.pop("gradient_max", None)
+    if probe is not None:
+        out["blocks_at_init"] = blocks_at_init
+        out["blocks_after_training"] = chain_rule_table(model, probe, cfg, ctx.seed)
     return out
 
 
@@ -342,6 +368,28 @@ def tables(results: dict) -> dict[str, str]:
     if best_rows(results):
         out["best"] = markdown_table(best_rows(results))
     out["spatial"] = markdown_table(spatial_rows(results))
+    out.update(block_tables(results))
+    return out
+
+
+BLOCK_COLUMNS = {"name": "block", "grad_norm": "‖dL/dh‖", "on_gradient": "on gradient", "rms": "rms", "top": "top",
+                 "branch_rms": "branch rms", "predicted": "theory √(1+branch rms²)"}
+
+
+def block_tables(results: dict) -> dict[str, str]:
+    """``blocks_<model>_init`` and ``blocks_<model>_trained``: the depth networks' chain-rule tables (first seed)."""
+    out = {}
+    if "depth" not in results["tables"]:
+        return out
+    preset = results["config"]
+    for model, hyper in table_cells(preset, "depth"):
+        entry = results["variants"].get(cell_name(hyper))
+        run = next((r for r in (entry or {}).get("runs", {}).values() if r.get("blocks_at_init")), None)
+        if run is None:
+            continue
+        for key, when in (("blocks_at_init", "init"), ("blocks_after_training", "trained")):
+            if run.get(key):
+                out[f"blocks_{model}_{when}"] = report_table(run[key], BLOCK_COLUMNS, 3)
     return out
 
 

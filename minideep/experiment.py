@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import __version__, jobs
+from . import __version__, blas_env, jobs
 from .backend import check_device, get_num_threads, set_num_threads
 from .fingerprint import changes, fingerprint, run_settings
 from .outlock import OutputFolderError, check_writable, locked
@@ -76,7 +76,14 @@ def versions() -> dict[str, str]:
 
 def machine() -> dict[str, Any]:
     """A short description of the machine the numbers came from."""
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "openblas_kernel": blas_env.openblas_kernel()}
+    pins, dropped = blas_env.pinned(), blas_env.dropped()
+    if pins:
+        info["openblas_pins"] = pins  # kept (--keep-openblas-env or a library call)
+    if dropped:
+        info["openblas_pins_dropped"] = dropped
+    return info
 
 
 # ----------------------------------------------------------------------------------------
@@ -188,6 +195,9 @@ class Experiment:
         p.add_argument("--from-results", type=Path, default=None, metavar="RESULTS_JSON",
                        help="train nothing: regenerate the figures, tables and claims ledger of this results.json "
                             "into --out (in seconds)")
+        p.add_argument("--keep-openblas-env", action="store_true",
+                       help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (by default a script run restarts once "
+                            "without them: they pin an old, slower BLAS kernel; see minideep.blas_env)")
         jobs.add_arguments(p)
         return p
 
@@ -215,6 +225,8 @@ class Experiment:
             parser.error(f"argument --seeds: a seed is given twice: {args.seeds}")
         if args.rerun_changed and not args.resume:
             parser.error("argument --rerun-changed: only with --resume (a run without --resume reruns everything)")
+        if argv is None and not args.keep_openblas_env:  # a script run: NumPy is loaded, only a new process helps
+            blas_env.restart_without_pins(f"chapters/{self.chapter}.py")
         try:
             out = check_writable(args.out)
             with locked(out, "run"):

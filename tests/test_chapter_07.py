@@ -129,6 +129,20 @@ def test_smoke_preset_runs_every_table_and_writes_results(tmp_path):
         assert (tmp_path / f"{table}.md").read_text().startswith("| ")
     assert saved["variants"]["lr=0.001,wd=0,bs=20"]["config"] == {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 20}
     assert results["variants"].keys() == saved["variants"].keys()
+    # The depth networks' chain-rule tables: first seed only, at init and after training, every block.
+    for model, hyper in chapter.table_cells(chapter.PRESETS["smoke"], "depth"):
+        runs = saved["variants"][chapter.cell_name(hyper)]["runs"]
+        assert "blocks_at_init" in runs["0"] and "blocks_at_init" not in runs["1"]
+        for key, when in (("blocks_at_init", "init"), ("blocks_after_training", "trained")):
+            rows = runs["0"][key]
+            assert rows[0]["name"] == "input_conv" and rows[-1]["name"] == "logit_linear"
+            assert all(r["rms"] > 0 and r["top"] >= r["rms"] * 0.5 and r["grad_norm"] > 0 for r in rows)
+            residual = [r for r in rows if r["kind"] == "ResidualBlock"]
+            assert bool(residual) == (model == "residual38")  # only the residual VGG has residual blocks
+            for r in residual:  # the branch measured apart, and the theory beside it
+                assert r["predicted"] == pytest.approx(np.sqrt(1 + r["branch_rms"] ** 2))
+            table = (tmp_path / f"blocks_{model}_{when}.md").read_text()
+            assert table.startswith("| block | ‖dL/dh‖ |") and table.count("\n") == len(rows) + 2  # heading, rule, one line per block
 
 
 def test_restart_skips_finished_runs_and_reruns_nothing(tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 # The chain rule measured: Jacobian gains, per-block reports, the matrix-product check, curvature.
-from .block_gains import block_report, default_blocks, report_table  # noqa: E402
+from .block_gains import block_report, default_blocks, report_table, residual_branch, residual_theory  # noqa: E402
 from .curvature import curvature_along_gradient, largest_hessian_eigenvalue  # noqa: E402
 from .jacobian import Linearization, hessian_vector_product, jacobian_gains, jvp  # noqa: E402
 from .jacobian_product import jacobian_matrix, jacobian_product_check  # noqa: E402

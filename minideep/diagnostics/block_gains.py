@@ -204,3 +204,27 @@ def report_table(rows: Sequence[dict[str, Any]], columns: dict[str, str] | Seque
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(k), digits) for k in columns) + " |")
     return "\n".join(lines)
+
+
+def residual_branch(name: str, module: Any) -> Callable[[Tensor], Tensor] | None:
+    """For ``block_report(branch=...)``: F of an ``nn.ResidualBlock`` y = act(F(x) + x), None for other blocks."""
+    from ..nn import ResidualBlock  # noqa: PLC0415  (nn does not import diagnostics; this keeps it that way)
+
+    return module.residual if isinstance(module, ResidualBlock) else None
+
+
+def residual_theory(name: str, module: Any, row: dict[str, Any]) -> float | None:
+    """For ``block_report(theory=...)``: a residual block's rms gain if identity and branch were uncorrelated.
+
+    .. math::
+
+        \\frac{E\\,\\lVert (I + J_F)^\\top u \\rVert^2}{\\lVert u \\rVert^2}
+        = 1 + \\frac{2\\,\\mathrm{tr}\\,J_F}{m} + \\frac{\\lVert J_F \\rVert_F^2}{m}
+        \\approx 1 + \\mathrm{rms}_F^2
+
+    (the trace term dropped and the activation after the sum left out); None for blocks
+    without a measured branch (``row["branch_rms"]``).
+    """
+    if row.get("branch_rms") is None:
+        return None
+    return math.sqrt(1.0 + row["branch_rms"] ** 2)
