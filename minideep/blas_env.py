@@ -34,6 +34,17 @@ def dropped() -> str | None:
     return os.environ.get(DROPPED)
 
 
+def running_as_script() -> bool:
+    """True when this process is ``python FILE ...`` for the ``FILE`` in ``sys.argv[0]``.
+
+    Not inside pytest, a notebook or ``python -c`` (where replacing the process would end the
+    caller), even when a test sets ``sys.argv``.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return bool(path and sys.argv and sys.argv[0]) and os.path.realpath(path) == os.path.realpath(sys.argv[0])
+
+
 def restart_without_pins(who: str, argv: Sequence[str] | None = None) -> None:
     """Replace this process by ``python argv...`` without the pins; return at once when there are none.
 

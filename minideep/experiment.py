@@ -74,6 +74,11 @@ def versions() -> dict[str, str]:
     return found
 
 
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, where the system has them."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def machine() -> dict[str, Any]:
     """A short description of the machine the numbers came from."""
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
@@ -225,7 +230,8 @@ class Experiment:
             parser.error(f"argument --seeds: a seed is given twice: {args.seeds}")
         if args.rerun_changed and not args.resume:
             parser.error("argument --rerun-changed: only with --resume (a run without --resume reruns everything)")
-        if argv is None and not args.keep_openblas_env:  # a script run: NumPy is loaded, only a new process helps
+        if argv is None and not args.keep_openblas_env and blas_env.running_as_script():
+            # NumPy has loaded OpenBLAS with the pins already: only a new process can drop them.
             blas_env.restart_without_pins(f"chapters/{self.chapter}.py")
         try:
             out = check_writable(args.out)
@@ -271,7 +277,9 @@ class Experiment:
         options = jobs.options_from_args(args)
         in_this_process = options["backend"] == "local" and options["workers"] == 1
         session = {"backend": options["backend"], "workers": options["workers"], "address": options["address"],
-                   "ran": 0, "skipped": 0, "failed": []}
+                   "ran": 0, "skipped": 0, "failed": [], "threads": get_num_threads(),
+                   # How busy the machine was: the wall times of this session mean little without it.
+                   "load_average_start": _load_average()}
         results["sweep"] = session
         started = time.perf_counter()
         todo = []
@@ -310,6 +318,7 @@ class Experiment:
         if self.figures:
             results["figures"] = [str(Path(p).name) for p in self.figures(results, out)]
         session["wall_time_s"] = time.perf_counter() - began  # data, runs, summaries and figures
+        session["load_average_end"] = _load_average()
         write_json_atomic(results_path, results)
         self.write_reports(results, out)
         print(f"[{self.chapter}] results in {results_path}")

@@ -65,3 +65,9 @@ def test_a_library_call_of_main_never_restarts(tmp_path: Path, monkeypatch) -> N
     spec.loader.exec_module(module)
     module.EXPERIMENT.main(["--preset", "smoke", "--no-progress", "--out", str(tmp_path)])
     assert calls == []
+
+
+def test_only_the_script_itself_counts_as_a_script_run(monkeypatch) -> None:
+    """A test that sets sys.argv (as tests/test_experiment.py does) must not have pytest replaced."""
+    monkeypatch.setattr("sys.argv", ["99_test.py", "--preset", "smoke"])
+    assert not blas_env.running_as_script()
