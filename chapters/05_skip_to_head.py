@@ -450,6 +450,10 @@ EXPERIMENT = Experiment(
     default_variants={"smoke": SMOKE_VARIANTS, "quick": QUICK_VARIANTS,
                       "paper": [v for v in VARIANTS if not v.startswith("sum2k")]},
     default_seeds={"quick": [0, 1, 2], "paper": [0, 1, 2]},
+    # 36 independent small runs: two at a time on a 2-core CPU, one conv thread each (per-op
+    # overhead, not the matrix products, bounds these narrow networks, so a second thread helps little).
+    default_workers={"quick": 2},
+    threads_per_run="auto",
     aggregate=aggregate,
     claims=claims,
     tables=tables,

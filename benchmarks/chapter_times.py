@@ -1,0 +1,114 @@
+"""Each chapter's quick preset: its wall time, read from the committed run, against the 10-minute budget.
+
+    python benchmarks/chapter_times.py            # writes benchmarks/results/chapter-times.md (and .json)
+
+Reads ``docs/figures/0N/results.json`` of every chapter (the run its page comes from), never
+a retyped number: the command's wall time (data, runs, summaries and figures; Python's start
+and imports not included), the runs it made, the threads and workers, the load average at
+its start and end, and the OpenBLAS kernel. Where the committed run used more seeds than the
+chapter's default command (chapter 03 commits three, its default runs one), the default
+command's time is estimated from the committed runs of the default seeds plus the
+command's overhead, and marked as an estimate.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from minideep.results import markdown_table, write_atomic, write_json_atomic  # noqa: E402
+
+BUDGET_S = 600.0
+CHAPTERS = ("01_autodiff", "02_chain_rule", "03_vgg38", "04_highway", "05_skip_to_head", "06_init_bn_arch",
+            "07_resnet_tuning")
+
+
+def default_seeds(chapter: str) -> list[int]:
+    """The seeds ``python chapters/<chapter>.py`` runs without arguments (its quick preset)."""
+    spec = importlib.util.spec_from_file_location(f"chapter_{chapter[:2]}", ROOT / "chapters" / f"{chapter}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in a chapter look their module up
+    spec.loader.exec_module(module)
+    experiment = module.EXPERIMENT
+    return list(experiment.default_seeds.get("quick", [0]))
+
+
+def timing(chapter: str, results: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """One row: the committed command's time and, if it ran other seeds than the default, the default's estimate."""
+    session = results.get("sweep") or {}
+    runs = {(name, seed): run.get("wall_time_s") or 0.0 for name, entry in results["variants"].items()
+            for seed, run in entry.get("runs", {}).items()}
+    command = session.get("wall_time_s")
+    run_total = sum(runs.values())
+    committed = sorted(int(s) for s in results["seeds"])
+    row: dict[str, Any] = {
+        "chapter": chapter[:2], "preset": results["preset"], "data": (results.get("dataset") or {}).get("name"),
+        "seeds": committed, "runs": len(runs), "workers": session.get("workers"), "threads": session.get("threads"),
+        "command_s": command, "runs_s": run_total,
+        "load_start": session.get("load_average_start"), "load_end": session.get("load_average_end"),
+        "openblas_kernel": (results.get("machine") or {}).get("openblas_kernel"),
+        "merged": bool(results.get("merged_from") or results.get("sessions")),
+    }
+    if committed != sorted(seeds) and command is not None and set(seeds) <= set(committed):
+        default_runs = sum(t for (_, seed), t in runs.items() if int(seed) in seeds)
+        row["default_s"], row["default_estimated"] = default_runs + (command - run_total) / max(1, session.get("workers") or 1), True
+    else:
+        row["default_s"], row["default_estimated"] = command, False
+    return row
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f} min ({seconds:.0f} s)"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    table = []
+    for r in rows:
+        default = _minutes(r["default_s"]) + (" (estimate)" if r["default_estimated"] else "")
+        budget = "-" if r["default_s"] is None else ("met" if r["default_s"] <= BUDGET_S else "over")
+        load = "-" if not r["load_start"] else f"{r['load_start'][0]:.1f} -> {r['load_end'][0]:.1f}" if r["load_end"] else "-"
+        table.append({
+            "chapter": r["chapter"], "committed run": f"{r['runs']} runs, seeds {', '.join(map(str, r['seeds']))}",
+            "workers x threads": f"{r['workers']} x {r['threads']}" if r["threads"] else f"{r['workers']} x -",
+            "committed command": _minutes(r["command_s"]) + (" (merged from several processes)" if r["merged"] else ""),
+            "default command": default, "10-min budget": budget, "load (1 min) start -> end": load,
+            "OpenBLAS": r["openblas_kernel"] or "-",
+        })
+    return "\n".join([
+        "## Each chapter's quick preset on the 2-core machine",
+        "",
+        "Read from each chapter's committed `docs/figures/0N/results.json` by `python benchmarks/chapter_times.py`. "
+        "The command's time covers data, runs, tables and figures (not Python's start). The default command is "
+        "`python chapters/0N_name.py` with no arguments.",
+        "",
+        markdown_table(table),
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    rows = []
+    for chapter in CHAPTERS:
+        path = args.figures / chapter[:2] / "results.json"
+        if path.exists():
+            rows.append(timing(chapter, json.loads(path.read_text()), default_seeds(chapter)))
+    text = markdown(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / "chapter-times.json", rows)
+    write_atomic(args.out / "chapter-times.md", lambda f: f.write(text.encode()))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
