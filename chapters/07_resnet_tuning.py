@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -200,8 +201,9 @@ def run_variant(ctx: RunContext) -> dict:
     probe = None
     if "model" in hyper and ctx.seed == cfg["seeds"][0]:
         x, y = next(iter(data.loaders(cfg["block_batch"], ctx.seed, ctx.device)[0]))
-        probe = (x, y)
+        probe, began = (x, y), time.perf_counter()
         blocks_at_init = chain_rule_table(model, probe, cfg, ctx.seed)
+        blocks_s = time.perf_counter() - began
     try:
         out = train_classifier(
             model, data, epochs=hyper.get("epochs", cfg["epochs"]), batch_size=hyper["batch_size"], seed=ctx.seed, optimizer=cfg["optimizer"],
@@ -226,8 +228,10 @@ def run_variant(ctx: RunContext) -> dict:
     )
     out.pop("gradient_max", None)
     if probe is not None:
+        began = time.perf_counter()
         out["blocks_at_init"] = blocks_at_init
         out["blocks_after_training"] = chain_rule_table(model, probe, cfg, ctx.seed)
+        out["blocks_s"] = blocks_s + time.perf_counter() - began  # what the two chain-rule tables cost
     return out
 
 
