@@ -380,20 +380,45 @@ BLOCK_COLUMNS = {"name": "block", "grad_norm": "‖dL/dh‖", "on_gradient": "on
                  "branch_rms": "branch rms", "predicted": "theory √(1+branch rms²)"}
 
 
-def block_tables(results: dict) -> dict[str, str]:
-    """``blocks_<model>_init`` and ``blocks_<model>_trained``: the depth networks' chain-rule tables (first seed)."""
-    out = {}
+def _block_runs(results: dict) -> list[tuple[str, dict]]:
+    """(depth model, the run with its chain-rule tables) for every depth network that has them."""
     if "depth" not in results["tables"]:
-        return out
-    preset = results["config"]
-    for model, hyper in table_cells(preset, "depth"):
+        return []
+    found = []
+    for model, hyper in table_cells(results["config"], "depth"):
         entry = results["variants"].get(cell_name(hyper))
         run = next((r for r in (entry or {}).get("runs", {}).values() if r.get("blocks_at_init")), None)
-        if run is None:
-            continue
+        if run is not None:
+            found.append((model, run))
+    return found
+
+
+def block_summary_rows(results: dict) -> list[dict]:
+    """One line per depth network and moment: the gradient at the first and last block, and the gains' product."""
+    rows = []
+    for model, run in _block_runs(results):
+        for key, when in (("blocks_at_init", "at init"), ("blocks_after_training", "after training")):
+            blocks = [r for r in run.get(key) or [] if r["kind"] not in ("Flatten", "AdaptiveAvgPool2d")]
+            if not blocks:
+                continue
+            first, last = blocks[0]["grad_norm"], blocks[-2]["grad_norm"]  # the input conv and the last conv block
+            rms = [r["rms"] for r in blocks if r.get("rms")]
+            rows.append({"network": DEPTH_LABELS.get(model, model), "when": when, "blocks": len(blocks),
+                         "‖dL/dh‖ input conv": f"{first:.3g}", "‖dL/dh‖ last conv block": f"{last:.3g}",
+                         "first / last": f"{first / last:.3g}" if last else "-",
+                         "product of rms gains": f"{float(np.prod(rms)):.3g}" if rms else "-"})
+    return rows
+
+
+def block_tables(results: dict) -> dict[str, str]:
+    """``blocks_summary`` and ``blocks_<model>_init``/``_trained``: the depth networks' chain-rule tables (first seed)."""
+    out = {}
+    for model, run in _block_runs(results):
         for key, when in (("blocks_at_init", "init"), ("blocks_after_training", "trained")):
             if run.get(key):
                 out[f"blocks_{model}_{when}"] = report_table(run[key], BLOCK_COLUMNS, 3)
+    if out:
+        out["blocks_summary"] = markdown_table(block_summary_rows(results))
     return out
 
 
