@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import minideep as md  # noqa: E402
+from minideep import blas_env  # noqa: E402
 from minideep.autograd import Function  # noqa: E402
 from minideep.ops.fast import shifted_conv  # noqa: E402
-from harness import machine_info, openblas_corename  # noqa: E402
+from harness import machine_info  # noqa: E402
 from models import md_vgg_step  # noqa: E402
 
 TIMES: dict[str, float] = defaultdict(float)
@@ -203,6 +204,7 @@ def profile(blocks: int, threads: int, steps: int) -> dict[str, Any]:
         "load_before": load_before,
         "load_after": load_after,
         "machine": machine_info("cpu"),
+        "openblas_pins_dropped": blas_env.dropped(),
     }
 
 
@@ -236,17 +238,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=5, help="processing blocks per stage: 5 is VGG38, 1 is VGG08")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--keep-openblas-env", action="store_true", help="do not restart without OPENBLAS_CORETYPE/L2_SIZE")
     parser.add_argument("--out", type=Path, default=None, help="folder for profile-<network>-<threads>t.json and .md")
     args = parser.parse_args(argv)
+    if argv is None and not args.keep_openblas_env:
+        blas_env.restart_without_pins("profile_step")
     report = profile(args.blocks, args.threads, args.steps)
     text = markdown(report)
     print(text)
     if args.out is not None:
-        from minideep.results import write_json_atomic, write_text_atomic  # noqa: PLC0415
+        from minideep.results import write_atomic, write_json_atomic  # noqa: PLC0415
 
         stem = f"profile-{report['network'].lower()}-{args.threads}thread"
         write_json_atomic(args.out / f"{stem}.json", report)
-        write_text_atomic(args.out / f"{stem}.md", text)
+        write_atomic(args.out / f"{stem}.md", lambda f: f.write(text.encode()))
     return 0
 
 
