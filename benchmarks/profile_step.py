@@ -1,7 +1,7 @@
 """Where the time of one training step goes: wall time per op and direction, beside the FLOP floor.
 
     python benchmarks/profile_step.py                 # VGG38, batch 100, 2 threads, 5 steps
-    python benchmarks/profile_step.py --blocks 1      # VGG08
+    python benchmarks/profile_step.py --blocks 0      # VGG08
     python benchmarks/profile_step.py --threads 1 --out benchmarks/results
 
 Every ``Function`` subclass's ``forward`` and ``backward`` is wrapped with a wall-clock timer
@@ -191,7 +191,7 @@ def profile(blocks: int, threads: int, steps: int) -> dict[str, Any]:
     rate = gemm_rate(threads)
     flops = vgg_flops(blocks)
     return {
-        "network": f"VGG{8 + 6 * (blocks - 1)}",
+        "network": f"VGG{8 + 6 * blocks:02d}",
         "blocks": blocks,
         "threads": threads,
         "steps": steps,
@@ -235,7 +235,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blocks", type=int, default=5, help="processing blocks per stage: 5 is VGG38, 1 is VGG08")
+    parser.add_argument("--blocks", type=int, default=5, help="processing blocks per stage: 5 is VGG38, 0 is VGG08")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--keep-openblas-env", action="store_true", help="do not restart without OPENBLAS_CORETYPE/L2_SIZE")

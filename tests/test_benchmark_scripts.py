@@ -1,0 +1,63 @@
+"""The benchmark scripts that feed the benchmarks page run and say what they measured (no timing thresholds)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_flop_count_of_a_vgg_step_follows_its_convolutions() -> None:
+    profile = _load("profile_step")
+    conv = lambda c_in, side: 2 * 9 * c_in * 32 * side * side * 100  # noqa: E731  one 3x3 conv, batch 100, forward
+    # VGG08: the entry conv (forward + weight gradient only), then per stage a conv at the stage's size and one
+    # after the pool, each forward + input gradient + weight gradient; the linear layer 32 -> 100.
+    vgg08 = 2 * conv(3, 32) + 3 * (conv(32, 32) + conv(32, 16) + conv(32, 16) + conv(32, 8) + conv(32, 8) + conv(32, 4))
+    assert profile.vgg_flops(0) == pytest.approx(vgg08 + 3 * 2 * 32 * 100 * 100)
+    assert profile.vgg_flops(5) / 1e9 == pytest.approx(84.0, abs=0.1)  # the issue's 84 GFLOP
+
+
+def test_the_profile_accounts_for_the_whole_step(tmp_path: Path) -> None:
+    profile = _load("profile_step")
+    assert profile.main(["--blocks", "0", "--steps", "1", "--threads", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "profile-vgg08-1thread.json").read_text())
+    rows = report["rows_s"]
+    assert {"conv forward", "conv backward-input products", "conv backward-weight products", "optimizer (Adam)",
+            "engine Python (graph, sort, gradient sums)"} <= set(rows)
+    assert sum(rows.values()) == pytest.approx(report["step_s"])  # the parts add up to the step, by construction
+    assert all(v >= 0 for k, v in rows.items() if not k.startswith("engine"))
+    text = (tmp_path / "profile-vgg08-1thread.md").read_text()
+    assert text.startswith("## Where the time of one VGG08 training step goes (1 thread)") and "FLOP floor" in text
+
+
+def test_chapter_times_reads_every_committed_run(tmp_path: Path) -> None:
+    times = _load("chapter_times")
+    assert times.main(["--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "chapter-times.json").read_text())
+    assert [r["chapter"] for r in rows] == ["01", "02", "03", "04", "05", "06", "07"]
+    for row in rows:
+        results = json.loads((ROOT / "docs" / "figures" / row["chapter"] / "results.json").read_text())
+        assert row["command_s"] == (results.get("sweep") or {}).get("wall_time_s")  # read, never retyped
+    assert (tmp_path / "chapter-times.md").read_text().startswith("## Each chapter's quick preset")
+
+
+def test_the_committed_chapter_times_page_is_current(tmp_path: Path) -> None:
+    """benchmarks/results/chapter-times.md is what chapter_times.py makes of the committed runs today."""
+    committed = ROOT / "benchmarks" / "results" / "chapter-times.md"
+    if not committed.exists():
+        pytest.fail("benchmarks/results/chapter-times.md is missing: run python benchmarks/chapter_times.py")
+    _load("chapter_times").main(["--out", str(tmp_path)])
+    assert (tmp_path / "chapter-times.md").read_text() == committed.read_text()
