@@ -49,7 +49,8 @@ def timing(chapter: str, results: dict[str, Any], seeds: list[int]) -> dict[str,
     committed = sorted(int(s) for s in results["seeds"])
     row: dict[str, Any] = {
         "chapter": chapter[:2], "preset": results["preset"], "data": (results.get("dataset") or {}).get("name"),
-        "seeds": committed, "runs": len(runs), "workers": session.get("workers"), "threads": session.get("threads"),
+        "seeds": committed, "runs": len(runs), "workers": session.get("workers"),
+        "threads": session.get("threads_per_run") or session.get("threads"),
         "command_s": command, "runs_s": run_total,
         "load_start": session.get("load_average_start"), "load_end": session.get("load_average_end"),
         "openblas_kernel": (results.get("machine") or {}).get("openblas_kernel"),
