@@ -351,7 +351,7 @@ def run_sweep(
             _run_ray(fn, todo, collect, address, cpus_per_run, gpus_per_run, runtime_env, threads, by_value)
         elif workers > 1:
             pool_size = min(workers, len(todo))
-            threads = max(1, (os.cpu_count() or 1) // pool_size) if threads_per_run == "auto" else threads_per_run
+            threads = threads_for(threads_per_run, pool_size)
             _run_pool(fn, todo, collect, pool_size, threads)
         else:
             for run in todo:
@@ -365,6 +365,13 @@ def run_sweep(
     for record in failed:
         say(f"[sweep]   failed: {record['name']} seed {record['seed']}: {record.get('error')}")
     return result
+
+
+def threads_for(threads_per_run: int | str | None, workers: int) -> int | None:
+    """The conv threads each pool process gets: ``"auto"`` shares the cores out, None keeps the process's count."""
+    if threads_per_run == "auto":
+        return max(1, (os.cpu_count() or 1) // max(1, workers))
+    return threads_per_run
 
 
 def _execute_with_threads(fn: Callable[[Run], Mapping[str, Any]], run: Run, threads: int | None) -> dict[str, Any]:
