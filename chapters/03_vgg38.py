@@ -527,9 +527,9 @@ def claims(results: dict) -> list[dict]:
         out.append(_claim(c, s, "46.78% vs 49.95% (-3.2 points)", f"{pct(a38)} vs {pct(a8)} ({100 * (a38 - a8):+.1f} points)",
                           "reproduced" if ok else "differs",
                           (f"VGG38 BN not ahead of VGG08 by more than {100 * noise:.0f} points; " if ok else
-                           f"VGG38 BN ahead by more than {100 * noise:.0f} points. Likely the regime: {regime}, "
+                           f"VGG38 BN ahead by more than {100 * noise:.0f} points. Likely the regime, "
                            "where BN's faster early progress counts and neither net has reached the accuracy where "
-                           "Pricope's 100 CIFAR-100 epochs compare them; see the training curves; ") + regime + second))
+                           "Pricope's 100 CIFAR-100 epochs compare them (see the training curves): ") + regime + second))
     else:
         out.append(_not_run(c, s, "46.78% vs 49.95%", ["vgg08", "vgg38_bn"]))
 

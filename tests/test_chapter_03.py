@@ -211,19 +211,23 @@ def test_page_sentences_agree_with_the_committed_run(chapter):
         assert rec["actual_change"] < 0 and rec["predicted_change"] == pytest.approx(rec["actual_change"], rel=0.1)
     others = [v[n]["runs"]["0"]["curvature"][0]["gTg"] for n in chapter.CURVATURE_VARIANTS if n != "vgg38"]
     assert v["vgg38"]["runs"]["0"]["curvature"][0]["gTg"] > 1e-3 * min(others)
-    # "VGG38 BN is behind VGG08", "the PyTorch twin ... puts VGG38 BN well ahead", "training losses agree within a few
-    # percent", "VGG08 is still climbing at the last epoch"
-    assert v["vgg38_bn"]["test_accuracy"] < v["vgg08"]["test_accuracy"]
-    twin = chapter.twin_accuracies(results)
-    assert twin["vgg38_bn"][0] > twin["vgg08"][0] + 0.05
-    assert abs(chapter.twin_loss_gaps(results)["vgg38_bn"]) < 0.05
+    # "over three seeds VGG38 BN is ahead of VGG08 by more than twice the larger seed spread", "VGG38 BN sits at chance
+    # after its first epoch in every seed and overtakes VGG08 in the third, while both networks' validation accuracy
+    # is still rising steeply at the last epoch"
+    assert results["seeds"] == [0, 1, 2] and "three seeds" in page
+    spread = max(v["vgg38_bn"]["test_accuracy_std"], v["vgg08"]["test_accuracy_std"])
+    assert v["vgg38_bn"]["test_accuracy"] - v["vgg08"]["test_accuracy"] > 2 * spread
+    chance = 1.0 / results["dataset"]["classes"]
+    for seed in ("0", "1", "2"):
+        bn = [h["val_acc"] for h in v["vgg38_bn"]["runs"][seed]["history"]]
+        shallow = [h["val_acc"] for h in v["vgg08"]["runs"][seed]["history"]]
+        assert abs(bn[0] - chance) < 0.02 and bn[0] < shallow[0] and bn[2] > shallow[2]
+        assert bn[2] - bn[1] > 0.05 and shallow[2] - shallow[1] > 0.05
     # "VGG38 with BN at initialisation: the critical step is below the learning rate, the quadratic model predicts a
     # loss increase that the actual step does not show. After one epoch it is back in range."
     bn = v["vgg38_bn"]["runs"]["0"]["curvature"]
     assert bn[0]["critical_lr"] < bn[0]["lr"] and bn[0]["predicted_change"] > 0 > bn[0]["actual_change"]
     assert bn[1]["critical_lr"] > bn[1]["lr"]
-    val = [h["val_acc"] for h in v["vgg08"]["history"]]
-    assert val[-1] > val[-2]
     # The page includes every table the run writes, and the ledger.
     for md in COMMITTED.glob("*.md"):
         if md.name != "claims.md" and not md.name.startswith("chain_rule_vgg38_"):
