@@ -38,24 +38,26 @@ from models import md_vgg_step  # noqa: E402
 TIMES: dict[str, float] = defaultdict(float)
 
 # Which row of the breakdown each Function class belongs to.
-GROUPS = {
-    "Convolution": "conv",
-    "BatchNorm": "batch norm",
-    "ReLU": "activations",
-    "LeakyReLU": "activations",
-    "Pool": "pooling",
-    "Linear": "linear + loss",
-    "MatMul": "linear + loss",
-    "CrossEntropy": "linear + loss",
-    "LogSoftmax": "linear + loss",
+GROUPS = {  # matched against the lower-cased class name, first match wins
+    "convolution": "conv",
+    "batchnorm": "batch norm",
+    "relu": "activations",
+    "sigmoid": "activations",
+    "tanh": "activations",
+    "pool": "pooling",
+    "linear": "linear + loss",
+    "matmul": "linear + loss",
+    "crossentropy": "linear + loss",
+    "softmax": "linear + loss",
 }
 
 
 def group_of(name: str) -> str:
+    lowered = name.lower()
     for key, group in GROUPS.items():
-        if key in name:
+        if key in lowered:
             return group
-    return "other ops"
+    return "other ops (additions, reshapes, sums)"
 
 
 def _subclasses(cls: type) -> list[type]:
