@@ -278,3 +278,38 @@ def test_the_weight_decay_mapping_survives_results_json():
     stored = json.loads(json.dumps(chapter.PRESETS["quick"]))
     assert chapter.report_cell(stored, "weight_decay", 1e-2)[1] == ("70.4 ± 0.8", "58.9 ± 0.6")
     assert chapter.report_cell(stored, "combinations", (1e-3, 50))[1] == ("1.0 ± 0", "0.6 ± 0")
+
+
+def test_page_sentences_on_the_chain_rule_agree_with_the_committed_run():
+    """The prose of the page's block-by-block section, checked against docs/figures/07/results.json."""
+    chapter = load_chapter()
+    results = json.loads((ROOT / "docs" / "figures" / "07" / "results.json").read_text())
+    page = (ROOT / "docs" / "chapters" / "07-resnet-tuning.md").read_text()
+    runs = {model: results["variants"][chapter.cell_name(hyper)]["runs"]["0"]
+            for model, hyper in chapter.table_cells(results["config"], "depth")}
+
+    def first_over_last(model, key):
+        rows = [r for r in runs[model][key] if r["kind"] not in ("Flatten", "AdaptiveAvgPool2d")]
+        return rows[0]["grad_norm"] / rows[-2]["grad_norm"]
+
+    both = ("blocks_at_init", "blocks_after_training")
+    # "In the plain VGG38 ... smaller by many orders of magnitude, at initialisation and still after training"
+    assert all(first_over_last("vgg38", k) < 1e-12 for k in both)
+    # "In the 7-convolution VGG08 the ratio starts a few orders of magnitude down ... training raises those gains
+    # until it is within an order of magnitude"
+    assert 1e-6 < first_over_last("vgg08", "blocks_at_init") < 1e-2 < 0.1 < first_over_last("vgg08", "blocks_after_training")
+    before = [r["rms"] for r in runs["vgg08"]["blocks_at_init"] if r["kind"] == "ReductionBlock"]
+    after = [r["rms"] for r in runs["vgg08"]["blocks_after_training"] if r["kind"] == "ReductionBlock"]
+    assert len(before) == 3 and all(g < 0.2 for g in before) and all(a > b for a, b in zip(after, before))
+    # "The residual VGG38 keeps it within an order of magnitude at both moments. Every residual block's rms gain stays
+    # close to one ... each residual reduction block's gain is close to one half"
+    assert all(first_over_last("residual38", k) > 0.1 for k in both)
+    for key in both:
+        rows = runs["residual38"][key]
+        residual = [r for r in rows if r["kind"] == "ResidualBlock"]
+        reduction = [r for r in rows if r["kind"] == "ResidualReductionBlock"]
+        assert len(residual) == 15 and len(reduction) == 3
+        assert all(0.7 < r["rms"] < 1.3 and r["branch_rms"] < 0.5 for r in residual)
+        assert all(0.35 < r["rms"] < 0.65 for r in reduction)
+    for name in ("blocks_summary", "blocks_vgg38_init", "blocks_residual38_trained", "blocks_vgg08_init"):
+        assert f'--8<-- "docs/figures/07/{name}.md"' in page
