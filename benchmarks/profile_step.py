@@ -207,13 +207,16 @@ def profile(blocks: int, threads: int, steps: int) -> dict[str, Any]:
         "load_after": load_after,
         "machine": machine_info("cpu"),
         "openblas_pins_dropped": blas_env.dropped(),
+        "openblas_pins": blas_env.pinned(),
+        "openblas_kernel": blas_env.openblas_kernel(),
     }
 
 
 def markdown(report: dict[str, Any]) -> str:
     wall = report["step_s"]
     lines = [
-        f"## Where the time of one {report['network']} training step goes ({report['threads']} thread{'s' if report['threads'] > 1 else ''})",
+        f"## Where the time of one {report['network']} training step goes ({report['threads']} thread{'s' if report['threads'] > 1 else ''}"
+        f"{', OpenBLAS pinned to ' + str(report['openblas_kernel']) if report['openblas_pins'] else ''})",
         "",
         f"Batch 100, 3x32x32, 32 filters, 100 classes, Adam; mean of {report['steps']} steps, "
         f"load average {report['load_before']:.2f} before and {report['load_after']:.2f} after.",
@@ -252,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         from minideep.results import write_atomic, write_json_atomic  # noqa: PLC0415
 
         stem = f"profile-{report['network'].lower()}-{args.threads}thread"
+        if blas_env.pinned():  # kept with --keep-openblas-env: a file of its own, never the headline
+            stem += f"-{(blas_env.openblas_kernel() or 'pinned').lower()}-pinned"
         write_json_atomic(args.out / f"{stem}.json", report)
         write_atomic(args.out / f"{stem}.md", lambda f: f.write(text.encode()))
     return 0
