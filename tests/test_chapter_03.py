@@ -233,3 +233,16 @@ def test_page_sentences_agree_with_the_committed_run(chapter):
         if md.name != "claims.md" and not md.name.startswith("chain_rule_vgg38_"):
             assert f'--8<-- "docs/figures/03/{md.name}"' in page, md.name
     assert '--8<-- "docs/figures/03/claims.md"' in page
+
+
+def test_the_longer_run_script_lengthens_only_the_epochs(tmp_path):
+    """scripts/longer_03.py: VGG08 and VGG38 BN for more epochs, everything else the preset's; its table per epoch."""
+    spec = importlib.util.spec_from_file_location("longer_03", ROOT / "scripts" / "longer_03.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--preset", "smoke", "--epochs", "2", "--seeds", "0", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["epochs"] == 2 and set(results["variants"]) == {"vgg08", "vgg38_bn"}
+    assert all(len(e["runs"]["0"]["history"]) == 2 for e in results["variants"].values())
+    table = (tmp_path / "longer.md").read_text().splitlines()
+    assert table[0] == "| accuracy % | vgg08 | vgg38_bn |" and len(table) == 2 + 2 + 1  # heading, rule, 2 epochs, test
