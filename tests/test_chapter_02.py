@@ -229,9 +229,11 @@ def test_the_pages_settings_are_the_committed_runs():
                  "depth-10 network", "1 + 10^{-14}"):
         assert text in page, text
     assert cfg["sensitivity_eps"] == 1e-14
-    assert round(results["sweep"]["wall_time_s"] / 60) == 8 and "about eight" in page  # the recorded wall time
-    loads = [run["load_average"][0] for v in results["variants"].values() for run in v["runs"].values()]
-    assert 8 < min(loads) and max(loads) < 14 and "about 10 to 12" in page  # the load it saw
+    # "the chapter scripts ... run OpenBLAS's own choice, SkylakeX, where an earlier committed run had the
+    # environment's Haswell pin": the kernel the committed run records (the time is the benchmarks page's to read)
+    machine = results["machine"]
+    assert machine["openblas_kernel"] == "SkylakeX" and "Haswell" in machine.get("openblas_pins_dropped", "")
+    assert "run OpenBLAS's own\nchoice, SkylakeX" in page and "benchmarks page" in page
 
 
 def test_the_paper_preset_is_glorot_and_bengios_setting(chapter):

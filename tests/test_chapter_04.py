@@ -315,3 +315,30 @@ def test_check_script_prints_the_ledger_of_the_committed_run(capsys):
     assert check.main([str(COMMITTED)]) == 0
     out = capsys.readouterr().out
     assert "reproduced" in out and "Most transform gates are active on average" in out
+
+
+def test_page_sentences_on_the_search_agree_with_the_committed_run():
+    """The prose of docs/chapters/04-highway.md about the search and the budget, checked against results.json."""
+    results = json.loads(COMMITTED.read_text())
+    v = {name: entry["runs"]["0"] for name, entry in results["variants"].items()}
+    page = (ROOT / "docs" / "chapters" / "04-highway.md").read_text()
+    assert results["config"]["trials"] == 40 and "with forty\nrandom trials" in page
+    # "the plain nets' best training loss rises at every depth step and their best trials all picked tanh"
+    plain = [v[f"plain_{d}"] for d in (10, 50, 100)]
+    assert plain[0]["search_summary"]["best"] < plain[1]["search_summary"]["best"] < plain[2]["search_summary"]["best"]
+    assert all(p["best"]["activation"] == "tanh" for p in plain)
+    # "The highway nets' best five-epoch losses, and the means of their best ten, are the same at 10, 50 and 100
+    # layers to within a few percent"
+    for key in ("best", "top_k_mean"):
+        values = [v[f"highway_{d}"]["search_summary"][key] for d in (10, 50, 100)]
+        assert max(values) / min(values) < 1.05, (key, values)
+    # "gate biases more negative than the paper's guideline of -1 to -3 at every depth"
+    assert all(v[f"highway_{d}"]["best"]["gate_bias"] < -3 for d in (10, 50, 100))
+    # "trained four times longer, both fall a long way, the 10-layer net further, and the two stay within the
+    # ledger's factor of two"
+    short = {d: v[f"highway_{d}"]["final_train_loss"] for d in (10, 100)}
+    long = {d: v[f"highway_{d}"]["longer"]["final_train_loss"] for d in (10, 100)}
+    assert all(long[d] < 0.7 * short[d] for d in (10, 100)) and long[10] < long[100] < 2 * long[10]
+    # "every 100-layer trial with b_T above -3 stays at the uniform guess ln 10"
+    high = [t for t in v["highway_100"]["search"] if t["gate_bias"] > -3]
+    assert high and all(abs(t["final_train_loss"] - np.log(10)) < 0.01 for t in high)
