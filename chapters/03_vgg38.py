@@ -663,8 +663,9 @@ def twin_claim(results: dict) -> dict:
     twin = twin_accuracies(results)
     both = [n for n in results["variants"] if n in twin]
     if not both:
+        seeds = " ".join(str(seed) for seed in results["seeds"])
         return _claim(c, s, "-", "-", "not run", f"run `python scripts/torch_twin_03.py --preset {results['preset']} "
-                      f"--out {TWIN_FILE.relative_to(ROOT)}` (the same seeds as this run)")
+                      f"--seeds {seeds} --out {TWIN_FILE.relative_to(ROOT)}` (the same seeds as this run)")
     seeds = len(results["seeds"])
     spread = max(results["variants"][n].get("test_accuracy_std", 0.0) for n in both)
     diffs = {n: float(np.mean(twin[n])) - results["variants"][n]["test_accuracy"] for n in both}

@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -217,6 +218,12 @@ def test_page_sentences_agree_with_the_committed_run(chapter):
     assert results["seeds"] == [0, 1, 2] and "three seeds" in page
     spread = max(v["vgg38_bn"]["test_accuracy_std"], v["vgg08"]["test_accuracy_std"])
     assert v["vgg38_bn"]["test_accuracy"] - v["vgg08"]["test_accuracy"] > 2 * spread
+    # "the PyTorch twin of the same run puts it ahead too, by a similar margin"
+    twin = chapter.twin_accuracies(results)
+    ours, theirs = (v["vgg38_bn"]["test_accuracy"] - v["vgg08"]["test_accuracy"],
+                    float(np.mean(twin["vgg38_bn"]) - np.mean(twin["vgg08"])))
+    assert len(twin["vgg38_bn"]) == 3 and theirs > 2 * spread and abs(theirs - ours) < 2 * spread
+    assert "puts it ahead too, by a similar margin" in page
     chance = 1.0 / results["dataset"]["classes"]
     for seed in ("0", "1", "2"):
         bn = [h["val_acc"] for h in v["vgg38_bn"]["runs"][seed]["history"]]
