@@ -224,6 +224,20 @@ def test_page_sentences_agree_with_the_committed_run(chapter):
                     float(np.mean(twin["vgg38_bn"]) - np.mean(twin["vgg08"])))
     assert len(twin["vgg38_bn"]) == 3 and theirs > 2 * spread and abs(theirs - ours) < 2 * spread
     assert "puts it ahead too, by a similar margin" in page
+    # The longer run: "behind VGG08, or within two points of it, for the first five epochs and ahead by more from
+    # the sixth on, and after 12 epochs its test accuracy leads by more than after 3"
+    longer = json.loads((COMMITTED / "longer" / "results.json").read_text())
+    assert longer["config"]["epochs"] == 12 and longer["seeds"] == [0, 1, 2] and longer["dataset"] == results["dataset"]
+    assert {k: x for k, x in longer["config"].items() if k != "epochs"} == {
+        k: x for k, x in results["config"].items() if k != "epochs"}  # only the epochs differ
+    lv = longer["variants"]
+    val = {n: np.mean([[h["val_acc"] for h in r["history"]] for r in lv[n]["runs"].values()], axis=0)
+           for n in ("vgg08", "vgg38_bn")}
+    assert all(val["vgg38_bn"][e] - val["vgg08"][e] < 0.02 for e in range(5))
+    assert all(val["vgg38_bn"][e] - val["vgg08"][e] > 0.02 for e in range(5, 12))
+    long_gap = lv["vgg38_bn"]["test_accuracy"] - lv["vgg08"]["test_accuracy"]
+    assert long_gap > ours and "The gap does not close" in page
+    assert chapter.longer_accuracies(results)["epochs"] == 12
     chance = 1.0 / results["dataset"]["classes"]
     for seed in ("0", "1", "2"):
         bn = [h["val_acc"] for h in v["vgg38_bn"]["runs"][seed]["history"]]
