@@ -374,3 +374,29 @@ def test_figures_draw_gils_figure_4_grid_when_a_run_has_several_widths(tmp_path)
     assert {"grid_test_acc.png", "grid_train_loss.png", "training_curves.png", "depth_test_accuracy.png"} <= set(made)
     one_width = {n: v for n, v in variants.items() if n.endswith("x3")}
     assert "grid_test_acc.png" not in [p.name for p in chapter.figures({"variants": one_width}, tmp_path / "one")]
+
+
+def test_page_sentences_agree_with_the_committed_run():
+    """The 'what agrees with Gil' bullets of docs/chapters/05-skip-to-head.md, checked against results.json."""
+    chapter = load("chapter_05", "chapters/05_skip_to_head.py")
+    results = json.loads(COMMITTED.read_text())
+    v = results["variants"]
+    page = (ROOT / "docs" / "chapters" / "05-skip-to-head.md").read_text()
+    # "the 69- and 99-layer baselines end at chance in every seed, and every skip network of the same depth beats
+    # them by more than two standard errors"
+    for name in ("baseline_69x3", "baseline_99x3"):
+        assert all(abs(r["test_accuracy"] - 0.1) < 0.01 for r in v[name]["runs"].values())
+    for skip, base in (("concat_69x3", "baseline_69x3"), ("sum_69x3", "baseline_69x3"),
+                       ("concat_120x3", "baseline_99x3"), ("sum_120x3", "baseline_99x3")):
+        assert chapter.compare(v[skip]["test"], v[base]["test"])["verdict"] == "a > b", skip
+    # "Concatenation against summation: within noise at every depth and width here"
+    pairs = [c for c in results["comparisons"] if (c["a"], c["b"]) == ("concat", "sum")]
+    assert len(pairs) == 4 and all(c["verdict"] == "within noise" for c in pairs)
+    # "at 12 layers 16 kernels give clearly higher test accuracy than 3 for the baseline and the concatenation
+    # network; the 16-kernel summation network's seeds spread too widely to say"
+    for connection in ("baseline", "concat"):
+        assert chapter.compare(v[f"{connection}_12x16"]["test"], v[f"{connection}_12x3"]["test"])["verdict"] == "a > b"
+    assert chapter.compare(v["sum_12x16"]["test"], v["sum_12x3"]["test"])["verdict"] == "within noise"
+    # "The train - test gap does grow with the kernels, but it stays negative"
+    gaps = {k: v[f"concat_12x{k}"]["gap"]["mean"] for k in (3, 16)}
+    assert gaps[3] < gaps[16] < 0 and "but it stays negative" in page
