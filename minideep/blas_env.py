@@ -3,9 +3,9 @@
 Some machines set ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) for every program: older
 OpenBLAS builds crashed on newer CPUs, and pinning an old kernel (say ``Haswell``, AVX2) was
 the workaround. NumPy's OpenBLAS reads them once, when it loads, and a current build then runs
-its matrix products on the old kernel: on the 2-core AMD EPYC these notes were measured on,
-1024x1024 float32 products ran at 233 GFLOP/s pinned to Haswell against 437 GFLOP/s on the
-SkylakeX kernel the library picks itself, and a VGG38 training step took 1.0 s against 0.61 s.
+its matrix products on the old kernel: on the project's 2-core AMD EPYC, pinned to Haswell
+they ran at about half the rate of the SkylakeX kernel the library picks itself (the
+benchmarks page puts the two profiles of a VGG38 training step side by side).
 
 Because the variables act at load time, only a fresh process can drop them: the chapter
 scripts (``Experiment.main``) and ``benchmarks/run.py`` restart themselves once without them,
