@@ -28,6 +28,7 @@ import numpy as np
 
 import minideep as md
 from minideep import plots, sweep
+from minideep.backend import to_device
 from minideep.data import chapter_data
 from minideep.diagnostics import block_report, report_table, residual_branch, residual_theory
 from minideep.experiment import Experiment, RunContext, format_table, markdown_table
@@ -180,10 +181,11 @@ def build_model(name: str, blocks: int, filters: int, num_classes: int, in_chann
     return VGG(n_blocks, num_filters=filters, num_classes=num_classes, in_channels=in_channels)
 
 
-def chain_rule_table(model, batch, cfg: dict, seed: int) -> list[dict]:
-    """``block_report`` of every block on ``batch``: ||dL/dh||, on_gradient, rms, top; for residual
-    blocks also the branch's rms and the theory sqrt(1 + branch rms^2) (see chapter 03)."""
+def chain_rule_table(model, batch, cfg: dict, seed: int, device: str = "cpu") -> list[dict]:
+    """``block_report`` of every block on ``batch`` (moved to ``device``, where the model is): ||dL/dh||,
+    on_gradient, rms, top; for residual blocks also the branch's rms and the theory sqrt(1 + branch rms^2)."""
     x, y = batch
+    x, y = x.to(device), (y.to(device) if isinstance(y, md.Tensor) else to_device(y, device))
     return block_report(model, x, y, probes=cfg["block_probes"], iterations=cfg["block_iterations"], seed=seed,
                         theory=residual_theory, branch=residual_branch)
 
@@ -200,7 +202,8 @@ def run_variant(ctx: RunContext) -> dict:
                         data.train.images.shape[1])
     probe = None
     if "model" in hyper and ctx.seed == cfg["seeds"][0]:
-        x, y = next(iter(data.loaders(cfg["block_batch"], ctx.seed, ctx.device)[0]))
+        # On the host: at initialisation the model is still there (train_classifier moves it to the device).
+        x, y = next(iter(data.loaders(cfg["block_batch"], ctx.seed)[0]))
         probe, began = (x, y), time.perf_counter()
         blocks_at_init = chain_rule_table(model, probe, cfg, ctx.seed)
         blocks_s = time.perf_counter() - began
@@ -230,7 +233,7 @@ def run_variant(ctx: RunContext) -> dict:
     if probe is not None:
         began = time.perf_counter()
         out["blocks_at_init"] = blocks_at_init
-        out["blocks_after_training"] = chain_rule_table(model, probe, cfg, ctx.seed)
+        out["blocks_after_training"] = chain_rule_table(model, probe, cfg, ctx.seed, ctx.device)
         out["blocks_s"] = blocks_s + time.perf_counter() - began  # what the two chain-rule tables cost
     return out
 
