@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -82,8 +83,19 @@ def test_the_benchmarks_page_prose_agrees_with_the_committed_results() -> None:
     # "At one thread each, both training steps are within the 1.3x target and the peak memory is a little above
     # PyTorch's; at two threads each, both steps miss the target and the memory is below PyTorch's"
     assert len(steps) == 2 and all(one[n]["target_met"] for n in steps) and not any(two[n]["target_met"] for n in steps)
-    assert 1.0 < one[memory]["ratio"] < 1.15 and two[memory]["ratio"] <= 1.0
     assert "At one thread each, both training steps are within the 1.3x\ntarget" in page
+    # "the single measurement in the two-thread table is just below PyTorch's, but repeated in fresh processes
+    # minideep's growth is a few percent above PyTorch's median at one thread and at two, and very steady, while
+    # PyTorch's varies from process to process by about as much as the difference"
+    assert 0.95 < two[memory]["ratio"] <= 1.0
+    spread = json.loads((results / "memory-spread.json").read_text())["records"]
+    values = {(r["framework"], r["threads"]): r["growth_mib"] for r in spread}
+    for threads in (1, 2):
+        ours, theirs = values["minideep", threads], values["torch", threads]
+        assert len(ours) == len(theirs) >= 5
+        ratio = statistics.median(ours) / statistics.median(theirs)
+        assert 1.0 < ratio < 1.15 and max(ours) - min(ours) < 0.01 * min(ours)
+        assert max(theirs) - min(theirs) > 0.3 * (statistics.median(ours) - statistics.median(theirs))
     # "its step is barely faster with two threads than with one ... PyTorch's step is about a third faster"
     vgg38 = next(n for n in steps if "VGG38" in n)
     assert two[vgg38]["minideep_s"] / one[vgg38]["minideep_s"] > 0.85
