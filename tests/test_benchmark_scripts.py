@@ -110,3 +110,13 @@ def test_the_benchmarks_page_prose_agrees_with_the_committed_results() -> None:
     # "Pinned to Haswell, NumPy's float32 products here run at about half the rate"
     pinned = json.loads((results / "profile-vgg38-2thread-haswell-pinned.json").read_text())
     assert pinned["openblas_pins"] and 0.4 < pinned["gemm_gflops"] / profiles[2]["gemm_gflops"] < 0.65
+
+
+def test_memory_spread_writes_every_process_s_value(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    spread = _load("memory_spread")
+    assert spread.main(["--repeats", "1", "--threads", "1", "--out", str(tmp_path)]) == 0
+    records = json.loads((tmp_path / "memory-spread.json").read_text())["records"]
+    assert [(r["framework"], r["threads"], len(r["growth_mib"])) for r in records] == [("minideep", 1, 1), ("torch", 1, 1)]
+    assert all(v > 50 for r in records for v in r["growth_mib"])  # two VGG38 steps hold hundreds of MiB
+    assert (tmp_path / "memory-spread.md").read_text().startswith("## VGG38 step peak memory")
