@@ -242,7 +242,19 @@ class HighwayMLP(Module):
         return f"depth={self.depth}, width={self.width}, gate_bias={self.gate_bias}"
 
 
-class ConvHighwayNet(Module):
+class _ConvHighwayStack(Module):
+    """A ``layers`` stack of convolutions (highway and plain) and a ``classifier`` on its output."""
+
+    @property
+    def highways(self) -> list[HighwayConv2d]:
+        """The highway convolutions, in order (their gates are what chapter 04 analyses)."""
+        return [m for m in self.layers if isinstance(m, HighwayConv2d)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.layers(x))
+
+
+class ConvHighwayNet(_ConvHighwayStack):
     """The 10-layer convolutional highway network of Srivastava et al. (2015, Table 1) for MNIST.
 
     See the module docstring for the layers: a 5 x 5 plain convolution, three stages of
@@ -292,22 +304,12 @@ class ConvHighwayNet(Module):
         self.classifier = Linear(width * size * size, num_classes, init=normal_std(0.1), dtype=dtype)
         self.feature_size = size
 
-    @property
-    def highways(self) -> list[HighwayConv2d]:
-        return [m for m in self.layers if isinstance(m, HighwayConv2d)]
-
-    def num_parameters(self) -> int:
-        """The number of trainable numbers (weights and biases)."""
-        return int(sum(p.size for _, p in self.named_parameters()))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.layers(x))
 
     def extra_repr(self) -> str:
         return f"width={self.width}, gate_bias={self.gate_bias}, feature_size={self.feature_size}"
 
 
-class ConvHighwayCIFAR(Module):
+class ConvHighwayCIFAR(_ConvHighwayStack):
     """The official 19-layer convolutional highway net for CIFAR (Srivastava et al. 2015, Table 3; "Highway B").
 
     From ``examples/highways/cifar10-19layers`` of the official Caffe code:
@@ -349,17 +351,6 @@ class ConvHighwayCIFAR(Module):
         self.layers = Sequential(*layers)
         self.classifier = Linear(100, num_classes, init=normal_std(0.05), dtype=dtype)
         self.gate_bias = gate_bias
-
-    @property
-    def highways(self) -> list[HighwayConv2d]:
-        return [m for m in self.layers if isinstance(m, HighwayConv2d)]
-
-    def num_parameters(self) -> int:
-        """The number of trainable numbers (weights and biases)."""
-        return int(sum(p.size for _, p in self.named_parameters()))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.layers(x))
 
 
 class GlobalAveragePool(Module):
