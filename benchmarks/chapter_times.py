@@ -50,7 +50,7 @@ def timing(chapter: str, results: dict[str, Any], seeds: list[int]) -> dict[str,
     row: dict[str, Any] = {
         "chapter": chapter[:2], "preset": results["preset"], "data": (results.get("dataset") or {}).get("name"),
         "seeds": committed, "runs": len(runs), "workers": session.get("workers"),
-        "threads": session.get("threads_per_run") or session.get("threads"),
+        "threads": session.get("threads_per_run"),
         "command_s": command, "runs_s": run_total,
         "load_start": session.get("load_average_start"), "load_end": session.get("load_average_end"),
         "openblas_kernel": (results.get("machine") or {}).get("openblas_kernel"),

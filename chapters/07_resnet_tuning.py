@@ -18,7 +18,6 @@ Writes results.json, tables.txt and the figures into --out
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ import numpy as np
 
 import minideep as md
 from minideep import plots, sweep
-from minideep.backend import to_device
 from minideep.data import chapter_data
 from minideep.diagnostics import block_report, report_table, residual_branch, residual_theory
 from minideep.experiment import Experiment, RunContext, format_table, markdown_table
@@ -181,11 +179,11 @@ def build_model(name: str, blocks: int, filters: int, num_classes: int, in_chann
     return VGG(n_blocks, num_filters=filters, num_classes=num_classes, in_channels=in_channels)
 
 
-def chain_rule_table(model, batch, cfg: dict, seed: int, device: str = "cpu") -> list[dict]:
-    """``block_report`` of every block on ``batch`` (moved to ``device``, where the model is): ||dL/dh||,
-    on_gradient, rms, top; for residual blocks also the branch's rms and the theory sqrt(1 + branch rms^2)."""
-    x, y = batch
-    x, y = x.to(device), (y.to(device) if isinstance(y, md.Tensor) else to_device(y, device))
+def chain_rule_table(model, data, cfg: dict, seed: int, device: str = "cpu") -> list[dict]:
+    """``block_report`` of every block on the first training batch of ``seed`` (the seeded loader gives the
+    same images every time), on ``device``, where the model is: ||dL/dh||, on_gradient, rms, top; for
+    residual blocks also the branch's rms and the theory sqrt(1 + branch rms^2)."""
+    x, y = next(iter(data.loaders(cfg["block_batch"], seed, device)[0]))
     return block_report(model, x, y, probes=cfg["block_probes"], iterations=cfg["block_iterations"], seed=seed,
                         theory=residual_theory, branch=residual_branch)
 
@@ -200,12 +198,11 @@ def run_variant(ctx: RunContext) -> dict:
     md.manual_seed(ctx.seed)
     model = build_model(hyper.get("model", "residual38"), cfg["blocks"], cfg["filters"], len(data.train.classes),
                         data.train.images.shape[1])
-    probe = None
-    if "model" in hyper and ctx.seed == cfg["seeds"][0]:
+    probe = "model" in hyper and ctx.seed == cfg["seeds"][0]
+    if probe:
         # On the host: at initialisation the model is still there (train_classifier moves it to the device).
-        x, y = next(iter(data.loaders(cfg["block_batch"], ctx.seed)[0]))
-        probe, began = (x, y), time.perf_counter()
-        blocks_at_init = chain_rule_table(model, probe, cfg, ctx.seed)
+        began = time.perf_counter()
+        blocks_at_init = chain_rule_table(model, data, cfg, ctx.seed)
         blocks_s = time.perf_counter() - began
     try:
         out = train_classifier(
@@ -230,10 +227,10 @@ def run_variant(ctx: RunContext) -> dict:
         chance=1.0 / len(data.train.classes),
     )
     out.pop("gradient_max", None)
-    if probe is not None:
+    if probe:
         began = time.perf_counter()
         out["blocks_at_init"] = blocks_at_init
-        out["blocks_after_training"] = chain_rule_table(model, probe, cfg, ctx.seed, ctx.device)
+        out["blocks_after_training"] = chain_rule_table(model, data, cfg, ctx.seed, ctx.device)
         out["blocks_s"] = blocks_s + time.perf_counter() - began  # what the two chain-rule tables cost
     return out
 
@@ -664,7 +661,6 @@ def aggregate(results: dict) -> None:
     for row in summary:
         row["diverged"] = sum(bool(r.get("diverged")) for r in variants.get(row["name"], {}).get("runs", {}).values())
     results["tables"], results["summary"] = results["selected"], summary
-    results["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 EXPERIMENT = Experiment(

@@ -277,7 +277,7 @@ class Experiment:
         options = jobs.options_from_args(args)
         in_this_process = options["backend"] == "local" and options["workers"] == 1
         session = {"backend": options["backend"], "workers": options["workers"], "address": options["address"],
-                   "ran": 0, "skipped": 0, "failed": [], "threads": get_num_threads(),
+                   "ran": 0, "skipped": 0, "failed": [],
                    "threads_per_run": get_num_threads() if in_this_process else jobs.threads_for(self.threads_per_run,
                                                                                                     options["workers"]),
                    # How busy the machine was: the wall times of this session mean little without it.

@@ -205,7 +205,7 @@ def test_the_pages_account_of_the_run_is_the_committed_runs():
     results = json.loads((COMMITTED / "results.json").read_text())
     runs = [run for v in results["variants"].values() for run in v["runs"].values()]
     assert results["preset"] == "quick" and results["seeds"] == [0, 1, 2] and len(runs) == 24
-    assert results["sweep"]["workers"] == 1 and results["sweep"]["threads"] == 2
+    assert results["sweep"]["workers"] == 1 and results["sweep"]["threads_per_run"] == 2
     assert all(run["cpu_time_s"] > 0 and run["wall_time_s"] > 0 for run in runs)
     page = (ROOT / "docs" / "chapters" / "06-init-bn-arch.md").read_text()
     assert "seeds 0, 1 and 2, 24 runs in one process, 2 threads" in page and "benchmarks page" in page
