@@ -452,7 +452,7 @@ def _search_names(results: dict) -> list[str]:
 def _depths(names: list[str]) -> str:
     """"plain and highway at 10, 50, 100 layers" for the searched networks among ``names``."""
     specs = [VARIANTS[n] for n in names if n in VARIANTS and VARIANTS[n].family in ("plain", "highway")
-             and not VARIANTS[n].analysis and n != "plain_50_he"]
+             and not VARIANTS[n].analysis]
     families = sorted({s.family for s in specs}, key=("plain", "highway").index)
     return f"{' and '.join(families)} at {', '.join(str(d) for d in sorted({s.depth for s in specs}))} layers"
 
