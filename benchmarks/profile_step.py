@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -114,30 +115,13 @@ def gemm_rate(threads: int, n: int = 1024, repeats: int = 5) -> float:
     """Measured float32 matrix-product rate in GFLOP/s (the best of ``repeats``)."""
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     best = float("inf")
-    with _blas_threads(threads):
+    with threadpool_limits(threads, user_api="blas"):
         a @ a
         for _ in range(repeats):
             start = time.perf_counter()
             a @ a
             best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
-
-
-class _blas_threads:
-    """OpenBLAS at ``threads`` threads inside the block (threadpoolctl)."""
-
-    def __init__(self, threads: int) -> None:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
-
-        self.limits = threadpool_limits
-        self.threads = threads
-
-    def __enter__(self) -> None:
-        self.ctx = self.limits(self.threads, user_api="blas")
-        self.ctx.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.ctx.__exit__(*exc)
 
 
 def vgg_flops(blocks: int, batch: int = 100, width: int = 32, size: int = 32, classes: int = 100) -> float:
