@@ -13,7 +13,6 @@ command's overhead, and marked as an estimate.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from minideep.experiment import chapter_experiment  # noqa: E402
 from minideep.results import markdown_table, write_atomic, write_json_atomic  # noqa: E402
 
 BUDGET_S = 600.0
@@ -31,12 +31,7 @@ CHAPTERS = ("01_autodiff", "02_chain_rule", "03_vgg38", "04_highway", "05_skip_t
 
 def default_seeds(chapter: str) -> list[int]:
     """The seeds ``python chapters/<chapter>.py`` runs without arguments (its quick preset)."""
-    spec = importlib.util.spec_from_file_location(f"chapter_{chapter[:2]}", ROOT / "chapters" / f"{chapter}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses in a chapter look their module up
-    spec.loader.exec_module(module)
-    experiment = module.EXPERIMENT
-    return list(experiment.default_seeds.get("quick", [0]))
+    return list(chapter_experiment(ROOT / "chapters" / f"{chapter}.py").default_seeds.get("quick", [0]))
 
 
 def timing(chapter: str, results: dict[str, Any], seeds: list[int]) -> dict[str, Any]:

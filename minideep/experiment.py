@@ -592,7 +592,7 @@ def print_claims_ledger(script: str | Path, argv: Sequence[str], default_path: s
     results = read_results(path)
     if results.get("preset") != "quick":
         print(f"note: {path} is a {results.get('preset')} run, not the quick preset; the verdicts are for information")
-    experiment = _chapter_experiment(str(Path(script).resolve()), Path(script).stem)  # chapter = file stem
+    experiment = chapter_experiment(script)
     try:
         claims = check_claims_ledger(experiment.claims(results), f"{path} claims")
     except (TypeError, ValueError, KeyError) as e:
@@ -619,12 +619,18 @@ def _chapter_experiment(script: str, chapter: str) -> Experiment:
         if spec is None or spec.loader is None:
             raise ImportError(f"run_experiment_job: cannot import the chapter script {script}")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # a chapter's dataclasses look their module up while it loads
         spec.loader.exec_module(module)
         found = [v for v in vars(module).values() if isinstance(v, Experiment) and v.chapter == chapter]
         if not found:
             raise ImportError(f"run_experiment_job: {script} defines no Experiment named {chapter!r}")
         _CHAPTERS[script] = found[0]
     return _CHAPTERS[script]
+
+
+def chapter_experiment(script: str | Path) -> Experiment:
+    """The ``Experiment`` of the chapter script at ``script`` (its chapter is the file's stem, ``03_vgg38``)."""
+    return _chapter_experiment(str(Path(script).resolve()), Path(script).stem)
 
 
 def run_experiment_job(run: Any) -> dict:

@@ -12,7 +12,7 @@ when the networks train longer. Everything else is the quick preset's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -20,17 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minideep import blas_env  # noqa: E402
+from minideep.experiment import chapter_experiment  # noqa: E402
 from minideep.results import markdown_table, read_results, write_atomic  # noqa: E402
 
 VARIANTS = ("vgg08", "vgg38_bn")
-
-
-def load_chapter():
-    spec = importlib.util.spec_from_file_location("chapter_03_longer", ROOT / "chapters" / "03_vgg38.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def table(results: dict) -> str:
@@ -63,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and blas_env.running_as_script():
         blas_env.restart_without_pins("scripts/longer_03.py")  # the same kernel as the chapter's own runs
     if not args.from_results:
-        chapter = load_chapter()
-        chapter.PRESETS[args.preset]["epochs"] = args.epochs  # the one change; results.json records it
-        chapter.EXPERIMENT.main(["--preset", args.preset, "--variants", *VARIANTS, "--seeds", *args.seeds,
+        chapter = chapter_experiment(ROOT / "chapters" / "03_vgg38.py")
+        # The one change, on a copy (the chapter's own presets stay as they are); results.json records it.
+        presets = {**chapter.presets, args.preset: {**chapter.presets[args.preset], "epochs": args.epochs}}
+        dataclasses.replace(chapter, presets=presets).main(["--preset", args.preset, "--variants", *VARIANTS, "--seeds", *args.seeds,
                                  "--out", str(args.out), "--no-progress"])
     text = table(read_results(args.out / "results.json"))
     write_atomic(args.out / "longer.md", lambda f: f.write(text.encode()))
