@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 from pathlib import Path
 
@@ -70,6 +71,13 @@ def main() -> None:
         "baseline_mib": baseline / 1024, "peak_mib": peak / 1024, "growth_mib": (peak - baseline) / 1024,
         "method": "VmHWM after clear_refs" if reset else "getrusage ru_maxrss",
     }))
+
+
+def in_fresh_process(framework: str, threads: int) -> dict:
+    """This script's measurement, run in a new Python process (the only way to start from a clean heap)."""
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--framework", framework, "--threads", str(threads)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -12,24 +12,17 @@ repeats ``memory.py`` and writes every value, the minimum, median and maximum, t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from minideep import blas_env  # noqa: E402
+from memory import in_fresh_process  # noqa: E402
 from minideep.results import markdown_table, write_atomic, write_json_atomic  # noqa: E402
-
-
-def measure(framework: str, threads: int) -> float:
-    """RSS growth (MiB) of two VGG38 steps in a fresh process (memory.py)."""
-    out = subprocess.run([sys.executable, str(HERE / "memory.py"), "--framework", framework, "--threads", str(threads)],
-                         capture_output=True, text=True, check=True)
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["growth_mib"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         values: dict[str, list[float]] = {"minideep": [], "torch": []}
         for _ in range(args.repeats):
             for framework in values:
-                values[framework].append(measure(framework, threads))
+                values[framework].append(float(in_fresh_process(framework, threads)["growth_mib"]))
         for framework, vals in values.items():
             records.append({"framework": framework, "threads": threads, "growth_mib": vals})
             rows.append({"framework": framework, "threads": threads, "processes": len(vals),

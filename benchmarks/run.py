@@ -157,7 +157,9 @@ def _run_items(args, device, rounds, syncs, threads, harness, cases, models, Res
     # --- memory and the data loader --------------------------------------------------------
     name = "VGG38 step peak memory (RSS growth, MiB)"
     if wanted(name) and device == "cpu":
-        mem = {fw: _memory(fw, threads) for fw in ("minideep", "torch")}
+        from memory import in_fresh_process  # noqa: PLC0415 - benchmarks/memory.py (no heavy imports)
+
+        mem = {fw: in_fresh_process(fw, threads) for fw in ("minideep", "torch")}
         r = Result(name, "memory", mem["minideep"]["growth_mib"], mem["torch"]["growth_mib"], 1.0,
                    "values are MiB, not seconds", {"minideep": mem["minideep"], "torch": mem["torch"]})
         results.append(r)
@@ -177,12 +179,6 @@ def _syncs(device: str) -> dict:
     import torch  # noqa: PLC0415
 
     return {"minideep": cupy.cuda.Device().synchronize, "torch": torch.cuda.synchronize}
-
-
-def _memory(framework: str, threads: int) -> dict:
-    out = subprocess.run([sys.executable, str(HERE / "memory.py"), "--framework", framework, "--threads", str(threads)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _loader(n: int, device: str):
