@@ -37,22 +37,27 @@ def dropped() -> str | None:
 def running_as_script() -> bool:
     """True when this process is ``python FILE ...`` for the ``FILE`` in ``sys.argv[0]``.
 
-    Not inside pytest, a notebook or ``python -c`` (where replacing the process would end the
-    caller), even when a test sets ``sys.argv``.
+    Not under ``python -m`` (pytest: ``__main__`` then has a module spec, and ``python
+    sys.argv`` would not start it again), a notebook or ``python -c``, where replacing the
+    process would end the caller, and not when a test sets ``sys.argv``.
     """
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    return bool(path and sys.argv and sys.argv[0]) and os.path.realpath(path) == os.path.realpath(sys.argv[0])
+    if getattr(main, "__spec__", None) is not None or not (path and sys.argv and sys.argv[0]):
+        return False
+    return os.path.realpath(path) == os.path.realpath(sys.argv[0])
 
 
 def restart_without_pins(who: str, argv: Sequence[str] | None = None) -> None:
     """Replace this process by ``python argv...`` without the pins; return at once when there are none.
 
-    ``argv`` defaults to ``sys.argv`` (the script and its arguments). The restarted process
-    finds nothing to drop and goes on; ``DROPPED`` tells it (and its results) what was dropped.
+    Only a process that is a script run (:func:`running_as_script`) is replaced: inside pytest,
+    a notebook or ``python -c`` this returns and the pins stay. ``argv`` defaults to
+    ``sys.argv`` (the script and its arguments). The restarted process finds nothing to drop
+    and goes on; ``DROPPED`` tells it (and its results) what was dropped.
     """
     pins = pinned()
-    if not pins:
+    if not pins or not running_as_script():
         return
     env = {k: v for k, v in os.environ.items() if k not in PINS}
     env[DROPPED] = ",".join(f"{k}={v}" for k, v in pins.items())

@@ -230,7 +230,7 @@ class Experiment:
             parser.error(f"argument --seeds: a seed is given twice: {args.seeds}")
         if args.rerun_changed and not args.resume:
             parser.error("argument --rerun-changed: only with --resume (a run without --resume reruns everything)")
-        if argv is None and not args.keep_openblas_env and blas_env.running_as_script():
+        if argv is None and not args.keep_openblas_env:
             # NumPy has loaded OpenBLAS with the pins already: only a new process can drop them.
             blas_env.restart_without_pins(f"chapters/{self.chapter}.py")
         try:

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--from-results", action="store_true", help="only rewrite longer.md from --out's results.json")
     args = parser.parse_args(argv)
-    if argv is None and blas_env.running_as_script():
+    if argv is None:
         blas_env.restart_without_pins("scripts/longer_03.py")  # the same kernel as the chapter's own runs
     if not args.from_results:
         chapter = chapter_experiment(ROOT / "chapters" / "03_vgg38.py")

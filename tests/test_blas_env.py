@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from minideep import blas_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +73,10 @@ def test_only_the_script_itself_counts_as_a_script_run(monkeypatch) -> None:
     """A test that sets sys.argv (as tests/test_experiment.py does) must not have pytest replaced."""
     monkeypatch.setattr("sys.argv", ["99_test.py", "--preset", "smoke"])
     assert not blas_env.running_as_script()
+
+
+def test_restart_is_refused_outside_a_script_run(monkeypatch) -> None:
+    """Even with pins set, a process that is not the script itself (here: pytest) is never replaced."""
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setattr("os.execve", lambda *a: pytest.fail("os.execve called inside pytest"))
+    blas_env.restart_without_pins("test")
