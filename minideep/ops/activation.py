@@ -26,15 +26,19 @@ class LeakyReluBackward(Function):
 
     def forward(self, x):
         xp, a = get_array_module(x), x.dtype.type(self.slope)
-        self.positive = x > 0
-        if 0 <= self.slope <= 1:  # then max(x, a*x) is the function: one pass, no where() (10x faster)
+        if 0 <= self.slope <= 1:
+            # Then max(x, a*x) is the function: one pass, no where() (10x faster). And y > 0
+            # exactly where x > 0, so backward reads the sign from y (alive anyway as the next
+            # op's input) and no mask is kept: one byte per element less until backward.
             y = x * a
-            return xp.maximum(x, y, out=y)
+            self.y, self.positive = xp.maximum(x, y, out=y), None
+            return self.y
+        self.positive = x > 0
         return xp.where(self.positive, x, x * a)
 
     def backward(self, grad):
-        # dy/dx = a + (1 - a) * [x > 0], built in place from the saved mask.
-        factor = self.positive.astype(grad.dtype)
+        # dy/dx = a + (1 - a) * [x > 0], built in place (np.where on strided views is ~10x slower).
+        factor = (self.y > 0 if self.positive is None else self.positive).astype(grad.dtype)
         factor *= 1 - grad.dtype.type(self.slope)
         factor += grad.dtype.type(self.slope)
         factor *= grad
