@@ -270,6 +270,51 @@ def test_adaptive_avg_pool2d_fast_equals_plain_and_spreads_the_mean(channels_las
     _close(grads[0], np.broadcast_to(as_numpy(g) / 20, (2, 3, 4, 5)))
 
 
+# --- activations -----------------------------------------------------------------------------
+
+def _activation(op: str, slope: float):
+    return F.relu if op == "relu" else (lambda t: F.leaky_relu(t, slope))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped_view"])
+@pytest.mark.parametrize(("op", "slope"), [("relu", 0.0), ("leaky_relu", 0.01), ("leaky_relu", 0.0),
+                                           ("leaky_relu", 1.0), ("leaky_relu", 1.5), ("leaky_relu", -0.2)])
+def test_threaded_activations_equal_the_plain_ops_bit_for_bit(op: str, slope: float, layout: str, threads: int) -> None:
+    """float32, large enough to be shared among threads, in the layouts a convolution hands on."""
+    shape = (5, 8, 40, 41)  # 65,600 elements: just above THREADED_ABOVE
+    assert np.prod(shape) >= fast.THREADED_ABOVE
+    rng = np.random.default_rng(0)
+    if layout == "cropped_view":  # what the shifted convolution returns: channels-last, junk rows cut off
+        x = rng.standard_normal((5, 42, 43, 8)).astype(np.float32)[:, :40, :41].transpose(0, 3, 1, 2)
+    else:
+        x = rng.standard_normal(shape).astype(np.float32)
+        if layout == "channels_last":
+            x = x.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
+    x[0, 0, 0, :3] = [0.0, -0.0, np.nan]  # the edges of x > 0
+    g = rng.standard_normal(shape).astype(np.float32)
+    previous = backend.get_num_threads()
+    backend.set_num_threads(threads)
+    try:
+        want_y, want_grads, plain = _run(_activation(op, slope), [x], [True], g, use_fast=False)
+        got_y, got_grads, fast_name = _run(_activation(op, slope), [x], [True], g, use_fast=True)
+    finally:
+        backend.set_num_threads(previous)
+    assert plain in ("ReluBackward", "LeakyReluBackward") and fast_name == "Threaded" + plain
+    np.testing.assert_array_equal(got_y, want_y)
+    np.testing.assert_array_equal(got_grads[0], want_grads[0])
+    assert got_y.strides == np.empty_like(x).strides  # the output keeps the input's layout
+
+
+@pytest.mark.parametrize("op", ["relu", "leaky_relu"])
+def test_small_activations_take_the_plain_op(op: str) -> None:
+    """Below THREADED_ABOVE elements a thread's start costs more than its share saves."""
+    small = np.ones((2, 3), np.float32)
+    plain = {"relu": "ReluBackward", "leaky_relu": "LeakyReluBackward"}[op]
+    assert _run(_activation(op, 0.01), [small], [True], small, use_fast=True)[2] == plain
+    assert _run(_activation(op, 0.01), [np.float32(2.0)], [True], np.float32(1.0), use_fast=True)[2] == plain
+
+
 # --- batch norm ------------------------------------------------------------------------------
 
 @SETTINGS

@@ -116,7 +116,8 @@ def activation_kind(module: Any, output: Tensor) -> str | None:
     kind = names.get(type(module).__name__)
     if kind is None and output.grad_fn is not None:  # backward nodes are named as PyTorch's: ReluBackward, ...
         ops = {"ReluBackward": "relu", "LeakyReluBackward": "leaky_relu", "SigmoidBackward": "sigmoid", "TanhBackward": "tanh"}
-        kind = ops.get(type(output.grad_fn).__name__)
+        name = type(output.grad_fn).__name__
+        kind = ops.get(name.removeprefix("Threaded"))  # the fast CPU kernels' ThreadedReluBackward, ...
     return kind
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..autograd import Function, Tensor, normalize_axis
 from ..backend import get_array_module
+from . import fast
 
 
 # --8<-- [start:relu]
@@ -30,7 +31,7 @@ class LeakyReluBackward(Function):
             # Then max(x, a*x) is the function: one pass, no where() (10x faster). And y > 0
             # exactly where x > 0, so backward reads the sign from y (alive anyway as the next
             # op's input) and no mask is kept: one byte per element less until backward.
-            y = x * a
+            y = xp.multiply(x, a, out=xp.empty_like(x))  # an array even for a 0-d x (x * a is a scalar)
             self.y, self.positive = xp.maximum(x, y, out=y), None
             return self.y
         self.positive = x > 0
@@ -104,14 +105,18 @@ def log_softmax_array(x, axis: int):
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
+def _array(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
 def relu(x: Tensor) -> Tensor:
     """Rectified linear unit, max(x, 0)."""
-    return ReluBackward()(x)
+    return fast.kernel_for("relu", ReluBackward, _array(x))()(x)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """Leaky ReLU: x for x > 0, ``negative_slope * x`` otherwise."""
-    return LeakyReluBackward(negative_slope)(x)
+    return fast.kernel_for("leaky_relu", LeakyReluBackward, _array(x))(negative_slope)(x)
 
 
 def sigmoid(x: Tensor) -> Tensor:

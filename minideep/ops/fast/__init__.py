@@ -1,6 +1,6 @@
 """Fast CPU kernels, one module per trick, and the one place where they are chosen.
 
-The op files (``conv.py``, ``pool.py``, ``normalization.py``) hold the textbook algorithm;
+The op files (``conv.py``, ``pool.py``, ``normalization.py``, ``activation.py``) hold the textbook algorithm;
 each asks ``kernel_for`` which ``Function`` to run. The fast kernels compute the same values
 (``tests/test_fast_ops.py`` checks forward and backward in float64) in less time on a CPU:
 
@@ -12,6 +12,7 @@ each asks ``kernel_for`` which ``Function`` to run. The fast kernels compute the
 ``channels_last_im2col`` strided convolution by im2col on a channels-last copy
 ``channels_last_pool``   pooling in the input's memory layout, tiled gradients written once
 ``inplace_batch_norm``   batch norm with in-place passes and x_hat recomputed
+``threaded_activation``  ReLU and leaky ReLU on shares of the batch, one per thread
 =======================  ====================================================================
 
 On a GPU (CuPy arrays) the plain ops run: im2col makes one large matrix product per
@@ -37,6 +38,7 @@ from .channels_last_pool import (
 )
 from .inplace_batch_norm import InPlaceBatchNormBackward
 from .shifted_conv import ShiftedConvolutionBackward
+from .threaded_activation import THREADED_ABOVE, ThreadedLeakyReluBackward, ThreadedReluBackward
 
 _enabled = os.environ.get("MINIDEEP_PLAIN_OPS", "0") in ("", "0")
 
@@ -64,11 +66,15 @@ def kernel_for(op: str, plain: type[Function], x: Any, stride: tuple[int, int] |
         return plain  # the switch is off, or a GPU: one large im2col product per direction is right there
     if op == "conv2d":
         return ShiftedConvolutionBackward if stride == (1, 1) else ChannelsLastConvolutionBackward
+    if op in ("relu", "leaky_relu") and (x.ndim == 0 or x.size < THREADED_ABOVE):
+        return plain  # too small to be worth sharing among threads
     fast = {
         "max_pool2d": ChannelsLastMaxPool2dBackward,
         "avg_pool2d": ChannelsLastAvgPool2dBackward,
         "adaptive_avg_pool2d": ChannelsLastAdaptiveAvgPool2dBackward,
         "batch_norm": InPlaceBatchNormBackward,
+        "relu": ThreadedReluBackward,
+        "leaky_relu": ThreadedLeakyReluBackward,
     }
     return fast.get(op, plain)
 # --8<-- [end:kernel_for]
