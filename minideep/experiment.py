@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import __version__, blas_env, jobs
+from . import __version__, allocator, blas_env, jobs
 from .backend import check_device, get_num_threads, set_num_threads
 from .fingerprint import changes, fingerprint, run_settings
 from .outlock import OutputFolderError, check_writable, locked
@@ -88,6 +88,8 @@ def machine() -> dict[str, Any]:
         info["openblas_pins"] = pins  # kept (--keep-openblas-env or a library call)
     if dropped:
         info["openblas_pins_dropped"] = dropped
+    if allocator.applied():
+        info["malloc"] = allocator.applied()  # freed memory kept for the next step (minideep.allocator)
     return info
 
 
@@ -233,6 +235,8 @@ class Experiment:
         if argv is None and not args.keep_openblas_env:
             # NumPy has loaded OpenBLAS with the pins already: only a new process can drop them.
             blas_env.restart_without_pins(f"chapters/{self.chapter}.py")
+        if argv is None and blas_env.running_as_script():
+            allocator.keep_freed_memory()  # the steps reuse their memory instead of faulting it in again
         try:
             out = check_writable(args.out)
             with locked(out, "run"):
