@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
 import statistics
 import sys
 from pathlib import Path
@@ -78,38 +79,50 @@ def test_the_benchmarks_page_prose_agrees_with_the_committed_results() -> None:
     one, two = items("cpu-1thread.json"), items("cpu.json")
     for table in (one, two):
         assert all(r["extra"]["conditions"]["valid"] for r in table.values() if "conditions" in r.get("extra", {}))
-    steps = [n for n in one if "training step" in n]
+    steps = {("VGG38" if "VGG38" in n else "VGG08"): n for n in one if "training step" in n}
     memory = next(n for n in one if "peak memory" in n)
-    # "At one thread each, both training steps are within the 1.3x target and the peak memory is a little above
-    # PyTorch's; at two threads each, both steps miss the target and the memory is below PyTorch's"
-    assert len(steps) == 2 and all(one[n]["target_met"] for n in steps) and not any(two[n]["target_met"] for n in steps)
-    assert "At one thread each, both training steps are within the 1.3x\ntarget" in page
-    # "the single measurement in the two-thread table is just below PyTorch's, but repeated in fresh processes
-    # minideep's growth is a few percent above PyTorch's median at one thread and at two, and very steady, while
-    # PyTorch's varies from process to process by about as much as the difference"
-    assert 0.95 < two[memory]["ratio"] <= 1.0
+    # "Peak memory meets its target at both thread counts: in the single measurements of the two tables and
+    # repeated in fresh processes, where minideep's growth is below PyTorch's median at one thread and at two,
+    # and very steady, while PyTorch's varies from process to process"
+    assert one[memory]["target_met"] and two[memory]["target_met"]
     spread = json.loads((results / "memory-spread.json").read_text())["records"]
     values = {(r["framework"], r["threads"]): r["growth_mib"] for r in spread}
     for threads in (1, 2):
         ours, theirs = values["minideep", threads], values["torch", threads]
         assert len(ours) == len(theirs) >= 5
-        ratio = statistics.median(ours) / statistics.median(theirs)
-        assert 1.0 < ratio < 1.15 and max(ours) - min(ours) < 0.01 * min(ours)
-        assert max(theirs) - min(theirs) > 0.3 * (statistics.median(ours) - statistics.median(theirs))
-    # "its step is barely faster with two threads than with one ... PyTorch's step is about a third faster"
-    vgg38 = next(n for n in steps if "VGG38" in n)
-    assert two[vgg38]["minideep_s"] / one[vgg38]["minideep_s"] > 0.85
-    assert 0.55 < two[vgg38]["torch_s"] / one[vgg38]["torch_s"] < 0.75
-    # "its convolution products ... speed up by less than a fifth" and "run at less than half the rate of the
-    # 1024x1024 product that sets the FLOP floor"
+        assert statistics.median(ours) < statistics.median(theirs) and max(ours) - min(ours) < 0.01 * min(ours)
+        assert max(theirs) - min(theirs) > 5 * (max(ours) - min(ours))
+    # "At one thread each, the VGG38 step is within the 1.3x target and the VGG08 step is not, in this run;
+    # at two threads each, both steps miss it."
+    assert "At one thread each, the VGG38 step is within the 1.3x target and\nthe VGG08 step is not" in page
+    assert one[steps["VGG38"]]["target_met"] and not one[steps["VGG08"]]["target_met"]
+    assert not two[steps["VGG38"]]["target_met"] and not two[steps["VGG08"]]["target_met"]
+    # "The second thread buys minideep about a quarter of its VGG38 step now ..., PyTorch about two fifths."
+    vgg38 = steps["VGG38"]
+    assert 0.68 < two[vgg38]["minideep_s"] / one[vgg38]["minideep_s"] < 0.82
+    assert 0.52 < two[vgg38]["torch_s"] / one[vgg38]["torch_s"] < 0.68
+    # "in the two-thread profile the convolution's forward pass and its two gradient products alone take longer
+    # than PyTorch's whole step in the two-thread table" and "minideep's products run at less than half the rate
+    # of the 1024x1024 product that sets the FLOP floor"
     profiles = {t: json.loads((results / f"profile-vgg38-{t}thread.json").read_text()) for t in (1, 2)}
     products = {t: sum(v for k, v in p["rows_s"].items() if k.startswith("conv") and "rest" not in k)
                 for t, p in profiles.items()}
-    assert products[1] / products[2] < 1.2
+    assert products[2] > two[vgg38]["torch_s"]
     assert profiles[2]["gflop"] / products[2] < 0.5 * profiles[2]["gemm_gflops"]
     # "Pinned to Haswell, NumPy's float32 products here run at about half the rate"
     pinned = json.loads((results / "profile-vgg38-2thread-haswell-pinned.json").read_text())
     assert pinned["openblas_pins"] and 0.4 < pinned["gemm_gflops"] / profiles[2]["gemm_gflops"] < 0.65
+    # The allocator table: "which makes each framework's step faster in a process of its own" and "the ratio is
+    # larger than in the interleaved tables above"
+    alloc = json.loads((results / "allocator.json").read_text())["records"]
+
+    def median_step(framework: str, setting: str) -> float:
+        return statistics.median(r["step_s"] for r in alloc if r["framework"] == framework and r["setting"] == setting)
+
+    for framework in ("minideep", "torch"):
+        assert median_step(framework, "kept") < median_step(framework, "default")
+    for setting in ("default", "kept"):
+        assert median_step("minideep", setting) / median_step("torch", setting) > two[vgg38]["ratio"]
 
 
 def test_memory_spread_writes_every_process_s_value(tmp_path: Path) -> None:
@@ -120,3 +133,19 @@ def test_memory_spread_writes_every_process_s_value(tmp_path: Path) -> None:
     assert [(r["framework"], r["threads"], len(r["growth_mib"])) for r in records] == [("minideep", 1, 1), ("torch", 1, 1)]
     assert all(v > 50 for r in records for v in r["growth_mib"])  # two VGG38 steps hold hundreds of MiB
     assert (tmp_path / "memory-spread.md").read_text().startswith("## VGG38 step peak memory")
+
+
+def test_allocator_benchmark_times_each_framework_under_each_setting(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    bench = _load("allocator")
+    assert bench.main(["--processes", "1", "--steps", "1", "--threads", "1", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "allocator.json").read_text())
+    records = saved["records"]
+    assert [(r["framework"], r["setting"]) for r in records] == [
+        ("minideep", "default"), ("minideep", "kept"), ("torch", "default"), ("torch", "kept")]
+    assert all(r["step_s"] > 0 and r["memory_mib"] > 50 and r["threads"] == 1 for r in records)
+    faults = {(r["framework"], r["setting"]): r["faults_per_step"] for r in records}
+    assert faults["minideep", "kept"] < faults["minideep", "default"] / 10  # kept memory is not faulted in again
+    assert (tmp_path / "allocator.md").read_text().startswith("## The VGG38 step with freed memory kept")
