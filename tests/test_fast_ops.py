@@ -315,6 +315,14 @@ def test_small_activations_take_the_plain_op(op: str) -> None:
     assert _run(_activation(op, 0.01), [np.float32(2.0)], [True], np.float32(1.0), use_fast=True)[2] == plain
 
 
+@pytest.mark.parametrize("op", ["relu", "leaky_relu"])
+def test_activations_take_what_a_tensor_takes(op: str) -> None:
+    """A Python number or a list is wrapped into a Tensor, as every op does, before a kernel is chosen."""
+    fn = getattr(md.ops, op)
+    assert float(fn(2.0).data) == 2.0
+    np.testing.assert_allclose(fn([1.0, -2.0]).data, [1.0, 0.0 if op == "relu" else -0.02])
+
+
 # --- batch norm ------------------------------------------------------------------------------
 
 @SETTINGS

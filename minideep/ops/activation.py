@@ -106,7 +106,8 @@ def log_softmax_array(x, axis: int):
 
 
 def _array(x):
-    return x.data if isinstance(x, Tensor) else x
+    """The array behind ``x``, a Tensor or anything ``Tensor()`` takes (which the op would wrap anyway)."""
+    return x.data if isinstance(x, Tensor) else Tensor(x).data
 
 
 def relu(x: Tensor) -> Tensor:
