@@ -67,7 +67,7 @@ class ThreadedLeakyReluBackward(Function):
                 xp.copyto(y[i], x[i], where=self.positive[i])
 
         by_images(share, x)
-        self.y = y
+        self.y = y if self.positive is None else None  # backward's sign source, or the mask above
         return y
 
     def backward(self, grad):
