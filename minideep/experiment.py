@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -64,9 +65,29 @@ def _seed(text: str) -> int:
     return value
 
 
+def git_revision() -> str | None:
+    """The commit of the minideep checkout that runs (``git describe --always --dirty``), or None.
+
+    None outside a git checkout (an installed package) or without git. "-dirty" means the
+    checkout had uncommitted changes to tracked files when the run ended.
+    """
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
 def versions() -> dict[str, str]:
-    """Versions of Python, NumPy, minideep and (when imported) CuPy and PyTorch."""
+    """Versions of Python, NumPy, minideep (and its git commit) and, when imported, CuPy and PyTorch."""
     found = {"python": platform.python_version(), "numpy": np.__version__, "minideep": __version__}
+    revision = git_revision()
+    if revision:
+        found["git"] = revision  # which code made the numbers
     for name in ("cupy", "torch", "matplotlib"):
         module = sys.modules.get(name)
         if module is not None:

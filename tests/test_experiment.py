@@ -137,3 +137,21 @@ def test_a_ledger_entry_needs_every_field_and_an_honest_verdict(tmp_path, entry,
 def test_markdown_table_escapes_pipes_and_aligns_numbers():
     table = md.experiment.markdown_table([{"name": "a|b", "value": 0.123456, "n": None}])
     assert table.splitlines() == ["| name | value | n |", "| --- | ---: | ---: |", "| a\\|b | 0.1235 | - |"]
+
+
+def test_results_name_the_git_commit_of_the_code_that_ran(tmp_path, monkeypatch):
+    """versions.git is `git describe --always --dirty` of the checkout; absent outside one."""
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from minideep import experiment  # noqa: PLC0415
+
+    root = Path(experiment.__file__).resolve().parents[1]
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    want = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert experiment.versions()["git"] == want and len(want.split("-")[0]) >= 12
+    monkeypatch.setattr(experiment, "__file__", str(tmp_path / "minideep" / "experiment.py"))  # an installed copy
+    assert experiment.git_revision() is None and "git" not in experiment.versions()
