@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from memory import in_fresh_process  # noqa: E402
 from minideep import blas_env  # noqa: E402
 
 SETTINGS = ("default", "kept")
@@ -38,18 +39,9 @@ def worker(framework: str, setting: str, threads: int, steps: int) -> dict:
 
     if setting == "kept" and not allocator.keep_freed_memory():
         raise SystemExit("allocator: this C library has no mallopt (not glibc)")
-    import models  # noqa: PLC0415
+    from models import vgg_step  # noqa: PLC0415
 
-    if framework == "torch":
-        import torch  # noqa: PLC0415
-
-        torch.set_num_threads(threads)
-        step = models.torch_vgg_step(5)
-    else:
-        import minideep as md  # noqa: PLC0415
-
-        md.set_num_threads(threads)
-        step = models.md_vgg_step(5)
+    step = vgg_step(framework, 5, threads)
     for _ in range(2):
         step()
     times, faults = [], []
@@ -60,16 +52,6 @@ def worker(framework: str, setting: str, threads: int, steps: int) -> dict:
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     return {"framework": framework, "setting": setting, "threads": threads, "step_s": statistics.median(times),
             "steps_s": times, "faults_per_step": statistics.median(faults)}
-
-
-def _memory(framework: str, threads: int, setting: str) -> float:
-    code = ("import runpy, sys; from minideep import allocator; allocator.keep_freed_memory(); "
-            f"sys.argv = ['memory.py', '--framework', '{framework}', '--threads', '{threads}']; "
-            f"runpy.run_path({str(HERE / 'memory.py')!r}, run_name='__main__')")
-    cmd = [sys.executable, "-c", code] if setting == "kept" else [
-        sys.executable, str(HERE / "memory.py"), "--framework", framework, "--threads", str(threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=HERE)
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["growth_mib"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                        "--threads", str(args.threads), "--steps", str(args.steps), "--keep-openblas-env"]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=HERE)
                 record = json.loads(out.stdout.strip().splitlines()[-1])
-                record["memory_mib"] = _memory(framework, args.threads, setting)
+                record["memory_mib"] = in_fresh_process(framework, args.threads, setting == "kept")["growth_mib"]
                 records.append(record)
                 print(json.dumps(record), flush=True)
     load_end = [round(v, 2) for v in os.getloadavg()]

@@ -47,20 +47,16 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=5, help="5: VGG38, 0: VGG08")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="threads of the framework measured")
+    parser.add_argument("--keep-freed-memory", action="store_true", help="minideep.allocator's setting first")
     args = parser.parse_args()
 
+    if args.keep_freed_memory:
+        from minideep import allocator  # noqa: PLC0415
+
+        allocator.keep_freed_memory()
     import models  # noqa: PLC0415 - benchmarks/models.py
 
-    if args.framework == "torch":
-        import torch  # noqa: PLC0415
-
-        torch.set_num_threads(args.threads)
-        step = models.torch_vgg_step(args.blocks)
-    else:
-        import minideep as md  # noqa: PLC0415
-
-        md.set_num_threads(args.threads)
-        step = models.md_vgg_step(args.blocks)
+    step = models.vgg_step(args.framework, args.blocks, args.threads)
     reset = _reset_peak()
     baseline = _status_kib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(args.steps):
@@ -73,10 +69,10 @@ def main() -> None:
     }))
 
 
-def in_fresh_process(framework: str, threads: int) -> dict:
+def in_fresh_process(framework: str, threads: int, keep_freed_memory: bool = False) -> dict:
     """This script's measurement, run in a new Python process (the only way to start from a clean heap)."""
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--framework", framework, "--threads", str(threads)],
-                         capture_output=True, text=True, check=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--framework", framework, "--threads", str(threads)]
+    out = subprocess.run(cmd + ["--keep-freed-memory"] * keep_freed_memory, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -235,6 +235,17 @@ def torch_vgg_step(blocks: int, batch: int = 100, device: str = "cpu", seed: int
     return step
 
 
+def vgg_step(framework: str, blocks: int, threads: int) -> Callable[[], Any]:
+    """``md_vgg_step`` or ``torch_vgg_step`` (``framework``: "minideep" or "torch"), its framework set to ``threads``."""
+    if framework == "torch":
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(threads)
+        return torch_vgg_step(blocks)
+    md.set_num_threads(threads)
+    return md_vgg_step(blocks)
+
+
 def torch_mlp_step(depth: int = 100, width: int = 64, batch: int = 100, seed: int = 0) -> Callable[[], Any]:
     """The MLP step of ``md_mlp_step`` in PyTorch."""
     import torch  # noqa: PLC0415

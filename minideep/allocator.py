@@ -3,17 +3,17 @@
 A training step allocates its saved activations during the forward pass and frees them in
 the backward pass. By default glibc hands large freed blocks back to the kernel (``munmap``,
 or trimming the top of the heap), so the next step's forward pass faults every page in again
-and the kernel zeroes each 4 KiB page: 16,000-28,000 page faults per VGG38 step here, about
-15% of the step's wall time, and as much for PyTorch in the same process
-(``benchmarks/allocator.py``). Two ``mallopt`` settings keep the memory with the process
-instead: ``M_MMAP_THRESHOLD`` (blocks smaller than it come from the heap, which malloc reuses)
-and ``M_TRIM_THRESHOLD`` (free memory at the top of the heap is kept up to this size). The
+and the kernel zeroes each 4 KiB page: tens of thousands of page faults per VGG38 step, for
+PyTorch as well (``benchmarks/allocator.py`` measures both; the benchmarks page shows it).
+Two ``mallopt`` settings keep the memory with the process instead: ``M_MMAP_THRESHOLD``
+(blocks smaller than it come from the heap, which malloc reuses) and ``M_TRIM_THRESHOLD``
+(free memory at the top of the heap is kept up to this size). The
 step needs the same memory as before; between steps it stays mapped, so the resident size no
 longer falls back, and no page faults in again.
 
 The chapter scripts call :func:`keep_freed_memory` when they run as scripts (like the OpenBLAS
 pins in :mod:`minideep.blas_env`, a process-wide setting is the script's to make, not an
-import's); the benchmarks measure both frameworks under the default allocator.
+import's); ``benchmarks/run.py`` times both frameworks under the default allocator.
 """
 from __future__ import annotations
 

@@ -69,7 +69,8 @@ def git_revision() -> str | None:
     """The commit of the minideep checkout that runs (``git describe --always --dirty``), or None.
 
     None outside a git checkout (an installed package) or without git. "-dirty" means the
-    checkout had uncommitted changes to tracked files when the run ended.
+    checkout had uncommitted changes to tracked files when the run started (results.json is
+    begun with :func:`versions`).
     """
     root = Path(__file__).resolve().parents[1]
     if not (root / ".git").exists():
@@ -253,11 +254,12 @@ class Experiment:
             parser.error(f"argument --seeds: a seed is given twice: {args.seeds}")
         if args.rerun_changed and not args.resume:
             parser.error("argument --rerun-changed: only with --resume (a run without --resume reruns everything)")
-        if argv is None and not args.keep_openblas_env:
-            # NumPy has loaded OpenBLAS with the pins already: only a new process can drop them.
-            blas_env.restart_without_pins(f"chapters/{self.chapter}.py")
-        if argv is None and blas_env.running_as_script():
-            allocator.keep_freed_memory()  # the steps reuse their memory instead of faulting it in again
+        if argv is None:  # the command line's run: process-wide settings are the script's to make
+            if not args.keep_openblas_env:
+                # NumPy has loaded OpenBLAS with the pins already: only a new process can drop them.
+                blas_env.restart_without_pins(f"chapters/{self.chapter}.py")
+            if blas_env.running_as_script():
+                allocator.keep_freed_memory()  # the steps reuse their memory instead of faulting it in again
         try:
             out = check_writable(args.out)
             with locked(out, "run"):

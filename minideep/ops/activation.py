@@ -105,19 +105,16 @@ def log_softmax_array(x, axis: int):
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def _array(x):
-    """The array behind ``x``, a Tensor or anything ``Tensor()`` takes (which the op would wrap anyway)."""
-    return x.data if isinstance(x, Tensor) else Tensor(x).data
-
-
 def relu(x: Tensor) -> Tensor:
     """Rectified linear unit, max(x, 0)."""
-    return fast.kernel_for("relu", ReluBackward, _array(x))()(x)
+    x = x if isinstance(x, Tensor) else Tensor(x)  # kernel_for looks at the array
+    return fast.kernel_for("relu", ReluBackward, x.data)()(x)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """Leaky ReLU: x for x > 0, ``negative_slope * x`` otherwise."""
-    return fast.kernel_for("leaky_relu", LeakyReluBackward, _array(x))(negative_slope)(x)
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    return fast.kernel_for("leaky_relu", LeakyReluBackward, x.data)(negative_slope)(x)
 
 
 def sigmoid(x: Tensor) -> Tensor:

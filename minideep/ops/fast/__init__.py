@@ -66,7 +66,7 @@ def kernel_for(op: str, plain: type[Function], x: Any, stride: tuple[int, int] |
         return plain  # the switch is off, or a GPU: one large im2col product per direction is right there
     if op == "conv2d":
         return ShiftedConvolutionBackward if stride == (1, 1) else ChannelsLastConvolutionBackward
-    if op in ("relu", "leaky_relu") and (x.ndim == 0 or x.size < THREADED_ABOVE):
+    if op in ("relu", "leaky_relu") and x.size < THREADED_ABOVE:
         return plain  # too small to be worth sharing among threads
     fast = {
         "max_pool2d": ChannelsLastMaxPool2dBackward,
