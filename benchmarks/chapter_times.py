@@ -1,6 +1,7 @@
 """Each chapter's quick preset: its wall time, read from the committed run, against the 10-minute budget.
 
     python benchmarks/chapter_times.py            # writes benchmarks/results/chapter-times.md (and .json)
+    python benchmarks/chapter_times.py --figures DIR --out OUT   # the same for fresh runs in DIR/0N/
 
 Reads ``docs/figures/0N/results.json`` of every chapter (the run its page comes from), never
 a retyped number: the command's wall time (data, runs, summaries and figures; Python's start
@@ -22,9 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minideep.experiment import chapter_experiment  # noqa: E402
-from minideep.results import markdown_table, write_atomic, write_json_atomic  # noqa: E402
+from minideep.results import compare_runs, markdown_table, write_atomic, write_json_atomic  # noqa: E402
 
 BUDGET_S = 600.0
+#: Relative difference up to which two runs' numbers are called equal (float64 summation noise).
+EQUAL_WITHIN = 1e-9
 CHAPTERS = ("01_autodiff", "02_chain_rule", "03_vgg38", "04_highway", "05_skip_to_head", "06_init_bn_arch",
             "07_resnet_tuning")
 
@@ -49,6 +52,8 @@ def timing(chapter: str, results: dict[str, Any], seeds: list[int]) -> dict[str,
         "command_s": command, "runs_s": run_total,
         "load_start": session.get("load_average_start"), "load_end": session.get("load_average_end"),
         "openblas_kernel": (results.get("machine") or {}).get("openblas_kernel"),
+        "cpu": (results.get("machine") or {}).get("cpu"),  # recorded since session 5; older runs lack it
+        "git": (results.get("versions") or {}).get("git"),
         "merged": bool(results.get("merged_from") or results.get("sessions")),
     }
     if committed != sorted(seeds) and command is not None and set(seeds) <= set(committed):
@@ -59,28 +64,46 @@ def timing(chapter: str, results: dict[str, Any], seeds: list[int]) -> dict[str,
     return row
 
 
+def agreement(committed: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """How the fresh run's numbers compare with the committed run's, for the runs both hold."""
+    report = compare_runs(committed, fresh)
+    beyond = [d for d in report["differences"] if d[0] > EQUAL_WITHIN]
+    return {"runs": report["runs"], "compared": report["compared"], "beyond": len(beyond),
+            "largest": report["largest"] if report["largest"] != float("inf") else None,
+            "differences": [{"key": key, "committed": a, "fresh": b, "relative_difference": d}
+                            for d, key, a, b in beyond[:20]]}
+
+
 def _minutes(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 60:.1f} min ({seconds:.0f} s)"
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    table = []
+def markdown(rows: list[dict[str, Any]], source: str | None = None) -> str:
+    """The table; ``source`` says where the runs came from when they are not the committed ones."""
+    table, kind = [], "committed " if source is None else ""
     for r in rows:
         default = _minutes(r["default_s"]) + (" (estimate)" if r["default_estimated"] else "")
         budget = "-" if r["default_s"] is None else ("met" if r["default_s"] <= BUDGET_S else "over")
         load = "-" if not r["load_start"] else f"{r['load_start'][0]:.1f} -> {r['load_end'][0]:.1f}" if r["load_end"] else "-"
         table.append({
-            "chapter": r["chapter"], "committed run": f"{r['runs']} runs, seeds {', '.join(map(str, r['seeds']))}",
+            "chapter": r["chapter"], f"{kind}run": f"{r['runs']} runs, seeds {', '.join(map(str, r['seeds']))}",
             "workers x threads": f"{r['workers']} x {r['threads']}" if r["threads"] else f"{r['workers']} x -",
-            "committed command": _minutes(r["command_s"]) + (" (merged from several processes)" if r["merged"] else ""),
+            f"{kind}command": _minutes(r["command_s"]) + (" (merged from several processes)" if r["merged"] else ""),
             "default command": default, "10-min budget": budget, "load (1 min) start -> end": load,
-            "OpenBLAS": r["openblas_kernel"] or "-",
+            "OpenBLAS": r["openblas_kernel"] or "-", "CPU": r.get("cpu") or "not recorded",
         })
+        if "agreement" in r:
+            a = r["agreement"]
+            table[-1]["numbers vs the committed run"] = (
+                f"equal ({a['compared']:,} values, {len(a['runs'])} runs)" if not a["beyond"]
+                else f"{a['beyond']:,} of {a['compared']:,} values differ ("
+                + (f"largest relative difference {a['largest']:.2g})" if a["largest"] is not None else "some are missing)"))
+    if source is None:
+        source = "Read from each chapter's committed `docs/figures/0N/results.json` by `python benchmarks/chapter_times.py`. "
     return "\n".join([
         "## Each chapter's quick preset on the 2-core machine",
         "",
-        "Read from each chapter's committed `docs/figures/0N/results.json` by `python benchmarks/chapter_times.py`. "
-        "The command's time covers data, runs, tables and figures (not Python's start). The default command is "
+        source + "The command's time covers data, runs, tables and figures (not Python's start). The default command is "
         "`python chapters/0N_name.py` with no arguments.",
         "",
         markdown_table(table),
@@ -92,13 +115,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--compare-with", type=Path, default=None, metavar="FIGURES",
+                        help="also compare each run's numbers with FIGURES/0N/results.json (scripts/compare_runs.py)")
     args = parser.parse_args(argv)
+    committed = args.figures.resolve() == (ROOT / "docs" / "figures").resolve()
+    source = None if committed else (
+        "Read by `python benchmarks/chapter_times.py --figures DIR` from fresh runs of each chapter's default command "
+        "(`python chapters/0N_name.py --out DIR/0N`, one after another on a quiet machine); those runs are not "
+        "committed, the `chapter-times.json` beside this table keeps what was read from them. ")
     rows = []
     for chapter in CHAPTERS:
         path = args.figures / chapter[:2] / "results.json"
         if path.exists():
-            rows.append(timing(chapter, json.loads(path.read_text()), default_seeds(chapter)))
-    text = markdown(rows)
+            results = json.loads(path.read_text())
+            rows.append(timing(chapter, results, default_seeds(chapter)))
+            other = args.compare_with / chapter[:2] / "results.json" if args.compare_with else None
+            if other is not None and other.exists():
+                rows[-1]["agreement"] = agreement(json.loads(other.read_text()), results)
+    text = markdown(rows, source)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "chapter-times.json", rows)
     write_atomic(args.out / "chapter-times.md", lambda f: f.write(text.encode()))

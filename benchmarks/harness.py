@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from minideep.experiment import cpu_model
+
 
 @dataclass
 class Result:
@@ -168,6 +170,16 @@ def openblas_corename() -> str | None:
     return None
 
 
+def cpu_vector_units() -> list[str]:
+    """Which of the x86 vector extensions that matter for float32 products the CPU has (from /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [unit for unit in ("avx2", "fma", "avx512f", "amx_tile") if unit in flags]
+
+
 def machine_info(device: str) -> dict[str, Any]:
     """What the numbers were taken on: CPU, cores, library versions, BLAS kernel, GPU."""
     import numpy  # noqa: PLC0415
@@ -177,7 +189,8 @@ def machine_info(device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
+        "cpu_vector_units": cpu_vector_units(),
         "cores": os.cpu_count(),
         "device": device,
         "openblas_kernel": openblas_corename(),
@@ -190,6 +203,7 @@ def machine_info(device: str) -> dict[str, Any]:
 
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        info["torch_cpu_capability"] = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()  # the vector code PyTorch's kernels run
         if device == "gpu" and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name()
     except ImportError:
@@ -201,14 +215,3 @@ def machine_info(device: str) -> dict[str, Any]:
     except ImportError:
         pass
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

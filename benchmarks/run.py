@@ -199,6 +199,13 @@ def _load(values) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
 
+def _vector_units(info: dict) -> str:
+    """", vector units avx2, fma, avx512f (PyTorch runs AVX512 code)": what each framework's float32 products can use."""
+    units = ", ".join(info.get("cpu_vector_units") or [])
+    capability = info.get("torch_cpu_capability")
+    return (f", vector units {units}" if units else "") + (f" (PyTorch runs {capability} code)" if capability else "")
+
+
 def _fmt(value, unit: str) -> str:
     if value is None:
         return "-"
@@ -238,7 +245,7 @@ def _write(folder: Path, device: str, quick: bool, info: dict, results: list) ->
                f"All {len(timed)} timed items ran on a quiet machine (other programs' runnable threads within the free cores).")
     lines = [
         f"## minideep vs PyTorch ({device}, {info['mode']} run, {threads} thread{'s' if threads > 1 else ''} each, {info['date']})", "",
-        f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, NumPy {info['numpy']} "
+        f"Machine: {info['cpu']}, {info['cores']} cores{_vector_units(info)}; Python {info['python']}, NumPy {info['numpy']} "
         f"(OpenBLAS kernel {info['openblas_kernel']}), PyTorch {info.get('torch')}"
         f"{', GPU ' + info['gpu'] if info.get('gpu') else ''}. Threads: minideep {threads}, PyTorch "
         f"{info['threads']['torch']}.", "",

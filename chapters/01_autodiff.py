@@ -512,7 +512,7 @@ def run_page(results: dict) -> str:
             "device": results.get("device", "cpu"), "data set": "none (fixed inputs; the MLP's points drawn from the seed)",
             "versions": ", ".join(f"{k} {v}" for k, v in versions.items())
             + (f", PyTorch {torch_run['version']}" if torch_run else " (no PyTorch)"),
-            "machine": f"{machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}",
+            "machine": f"{machine.get('cpu', machine.get('processor', '?'))}, {machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}",
             "threads": cost["threads"] if cost else "-",
             "load average (1 min), first run's start / last run's end":
                 f"{loads[0]['before'][0]:.2f} / {loads[-1]['after'][0]:.2f}" if loads else "-",

@@ -101,10 +101,26 @@ def _load_average() -> list[float] | None:
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) Processor", ...) from /proc/cpuinfo, else Python's guess.
+
+    Worth recording beside every timing: the same 2-core machine type has come with either,
+    and the ratio to PyTorch differs between them (see the benchmarks page).
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def machine() -> dict[str, Any]:
     """A short description of the machine the numbers came from."""
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "openblas_kernel": blas_env.openblas_kernel()}
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpu": cpu_model(),
+            "cpus": os.cpu_count(), "openblas_kernel": blas_env.openblas_kernel()}
     pins, dropped = blas_env.pinned(), blas_env.dropped()
     if pins:
         info["openblas_pins"] = pins  # kept (--keep-openblas-env or a library call)

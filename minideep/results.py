@@ -1,4 +1,4 @@
-"""Results files: atomic writes (JSON, NPZ, any bytes), reading them back, plain-text tables.
+"""Results files: atomic writes (JSON, NPZ, any bytes), reading them back, plain-text tables, two runs compared.
 
 A leaf module: it imports nothing of minideep's but ``tempfiles`` (a leaf too), so the chapter runner (``experiment``),
 the sweeps (``sweep``), the figures (``plots``) and the checkpoints (``checkpoint``) all
@@ -17,10 +17,11 @@ import contextlib
 import errno
 import glob
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 
@@ -196,3 +197,63 @@ def claims_markdown(claims: Sequence[Mapping[str, Any]]) -> str:
     rows = [{"claim": c["claim"], "source": c["source"], "paper": c["paper"], "ours": c["ours"],
              "verdict": f"**{c['verdict']}**", "evidence": c["evidence"]} for c in claims]
     return markdown_table(rows, CLAIM_FIELDS, align={f: "left" for f in CLAIM_FIELDS})
+
+
+# ----------------------------------------------------------------------------------------
+# Comparing two runs
+# ----------------------------------------------------------------------------------------
+
+#: Keys that hold the machine's timings or state, not a result of the run (besides every ``*_s``):
+#: an epoch's time, the load average, a data file's path, chapter 01's timed backward/forward cost.
+NOT_RESULTS = {"time", "load_average", "source", "backward_cost"}
+
+
+def _is_timing(key: str) -> bool:
+    return key in NOT_RESULTS or key.endswith("_s")
+
+
+def result_values(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, value) of every number or string in a run's record, timings skipped."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not _is_timing(str(key)):
+                yield from result_values(item, f"{path}/{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from result_values(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def relative_difference(a: Any, b: Any) -> float:
+    """0 for equal values, |a - b| / max(|a|, |b|) for numbers, inf for values that differ in kind."""
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        return 0.0 if a == b else math.inf
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return 0.0
+    return abs(a - b) / max(abs(a), abs(b))
+
+
+def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """Two results.json dicts' common (variant, seed) runs, compared value by value (timings skipped).
+
+    Returns ``runs`` (the "variant/seed" both hold), ``compared`` (how many values), ``differences``
+    ((relative difference, key, first's value, second's value), largest first; a key only one run
+    has counts as an infinite difference) and ``largest``. ``scripts/compare_runs.py`` is its command.
+    """
+    runs, differences, compared = [], [], 0
+    for variant, entry in first.get("variants", {}).items():
+        other = second.get("variants", {}).get(variant)
+        for seed, run in entry.get("runs", {}).items():
+            if other is None or seed not in other.get("runs", {}):
+                continue
+            runs.append(f"{variant}/{seed}")
+            a, b = dict(result_values(run)), dict(result_values(other["runs"][seed]))
+            for key in sorted(a.keys() | b.keys()):
+                compared += 1
+                d = relative_difference(a.get(key), b.get(key)) if key in a and key in b else math.inf
+                if d:
+                    differences.append((d, f"{variant}/{seed}{key}", a.get(key), b.get(key)))
+    differences.sort(key=lambda item: -item[0])
+    return {"runs": runs, "compared": compared, "differences": differences,
+            "largest": differences[0][0] if differences else 0.0}

@@ -149,3 +149,90 @@ def test_allocator_benchmark_times_each_framework_under_each_setting(tmp_path: P
     faults = {(r["framework"], r["setting"]): r["faults_per_step"] for r in records}
     assert faults["minideep", "kept"] < faults["minideep", "default"] / 10  # kept memory is not faulted in again
     assert (tmp_path / "allocator.md").read_text().startswith("## The VGG38 step with freed memory kept")
+
+
+def test_chapter_times_of_fresh_runs_name_their_cpu_and_compare_their_numbers(tmp_path: Path) -> None:
+    """--figures DIR times fresh runs; --compare-with FIGURES says whether their numbers equal the committed runs'."""
+    times = _load("chapter_times")
+    committed = json.loads((ROOT / "docs" / "figures" / "06" / "results.json").read_text())
+    fresh = json.loads(json.dumps(committed))
+    fresh["machine"]["cpu"] = "Some CPU"
+    (tmp_path / "runs" / "06").mkdir(parents=True)
+    (tmp_path / "runs" / "06" / "results.json").write_text(json.dumps(fresh))
+    args = ["--figures", str(tmp_path / "runs"), "--out", str(tmp_path / "a"), "--compare-with", str(ROOT / "docs" / "figures")]
+    assert times.main(args) == 0
+    [row] = json.loads((tmp_path / "a" / "chapter-times.json").read_text())
+    assert row["chapter"] == "06" and row["cpu"] == "Some CPU"
+    assert row["agreement"]["beyond"] == 0 and row["agreement"]["runs"] and row["agreement"]["largest"] == 0.0
+    text = (tmp_path / "a" / "chapter-times.md").read_text()
+    assert "fresh runs of each chapter's default command" in text and "| Some CPU |" in text
+    assert f"equal ({row['agreement']['compared']:,} values, {len(row['agreement']['runs'])} runs)" in text
+    variant, entry = next(iter(fresh["variants"].items()))
+    seed = next(iter(entry["runs"]))
+    entry["runs"][seed]["test_accuracy"] += 0.01  # one trained number differs
+    (tmp_path / "runs" / "06" / "results.json").write_text(json.dumps(fresh))
+    args[3] = str(tmp_path / "b")
+    assert times.main(args) == 0
+    [row] = json.loads((tmp_path / "b" / "chapter-times.json").read_text())
+    assert row["agreement"]["beyond"] == 1 and [d["key"] for d in row["agreement"]["differences"]] == [f"{variant}/{seed}/test_accuracy"]
+    assert f"1 of {row['agreement']['compared']:,} values differ" in (tmp_path / "b" / "chapter-times.md").read_text()
+    # a run made before results named the CPU says so
+    del fresh["machine"]["cpu"]
+    (tmp_path / "runs" / "06" / "results.json").write_text(json.dumps(fresh))
+    assert times.main(["--figures", str(tmp_path / "runs"), "--out", str(tmp_path / "c")]) == 0
+    assert "| not recorded |" in (tmp_path / "c" / "chapter-times.md").read_text()
+
+
+def test_the_another_cpu_section_agrees_with_its_results() -> None:
+    """docs/benchmarks.md's "Another CPU" sentences, checked against benchmarks/results/intel-xeon/ and the EPYC files."""
+    results = ROOT / "benchmarks" / "results"
+    xeon_dir = results / "intel-xeon"
+
+    def table(path: Path) -> tuple[dict, dict]:
+        data = json.loads(path.read_text())
+        steps = {"VGG38 training step": "VGG38", "VGG08 training step": "VGG08"}
+        return data["machine"], {next((v for k, v in steps.items() if r["name"].startswith(k)), r["name"]): r
+                                 for r in data["results"]}
+
+    # "the tables above were taken on an AMD EPYC, and a later session's machine of the same type had an Intel
+    # Xeon with AVX-512"; "(the Xeon's set no pin)"
+    for threads, stem in ((1, "cpu-1thread"), (2, "cpu")):
+        epyc_machine, epyc = table(results / f"{stem}.json")
+        xeon_machine, xeon = table(xeon_dir / f"{stem}.json")
+        assert "EPYC" in epyc_machine["cpu"] and "Xeon" in xeon_machine["cpu"]
+        assert "avx512f" in xeon_machine["cpu_vector_units"] and xeon_machine["torch_cpu_capability"]
+        assert xeon_machine["OPENBLAS_CORETYPE"] is None and not xeon_machine["openblas_env_dropped_for_this_run"]
+        assert xeon_machine["threads"] == {"minideep": threads, "torch": threads}
+        assert all(r["extra"]["conditions"]["valid"] for r in xeon.values() if "conditions" in r.get("extra", {}))
+        # "PyTorch's VGG38 step takes about as long on the Xeon as on the EPYC at both thread counts; minideep's takes
+        # about half as long again, so the ratio is larger on the Xeon at one thread and at two"
+        assert 0.8 < xeon["VGG38"]["torch_s"] / epyc["VGG38"]["torch_s"] < 1.25
+        assert 1.3 < xeon["VGG38"]["minideep_s"] / epyc["VGG38"]["minideep_s"] < 1.8
+        assert xeon["VGG38"]["ratio"] > epyc["VGG38"]["ratio"] and not xeon["VGG38"]["target_met"]
+        # "Peak memory is the one target that both CPUs meet."
+        memory = next(r for name, r in xeon.items() if "peak memory" in name)
+        assert memory["target_met"] and not xeon["VGG08"]["target_met"]
+    # "NumPy's own 1024x1024 product runs slower on the Xeon ..., and the convolution products ... slow down with it"
+    epyc_profile = json.loads((results / "profile-vgg38-2thread.json").read_text())
+    xeon_profile = json.loads((xeon_dir / "profile-vgg38-2thread.json").read_text())
+    assert xeon_profile["gemm_gflops"] < 0.9 * epyc_profile["gemm_gflops"]
+
+    def products(profile: dict) -> float:
+        return sum(v for k, v in profile["rows_s"].items() if k.startswith("conv") and "rest" not in k)
+
+    assert products(xeon_profile) > products(epyc_profile) and products(xeon_profile) > 0.6 * xeon_profile["step_s"]
+    # "Every default command stays within the 10-minute budget on the Xeon too"; "the two CPUs' runs are equal value
+    # for value ... The exception is chapter 01's float64 comparison with PyTorch, whose largest difference (of the
+    # order of 1e-17) depends on PyTorch's own kernels"
+    rows = json.loads((xeon_dir / "chapter-times.json").read_text())
+    assert [r["chapter"] for r in rows] == ["01", "02", "03", "04", "05", "06", "07"]
+    for row in rows:
+        assert "Xeon" in row["cpu"] and row["default_s"] <= 600 and not row["default_estimated"]
+        assert row["openblas_kernel"] == "SkylakeX" and row["agreement"]["runs"]
+        if row["chapter"] == "01":
+            for d in row["agreement"]["differences"]:
+                assert d["key"].endswith("/pytorch/max_abs_difference") and max(d["committed"], d["fresh"]) < 1e-15
+        else:
+            assert row["agreement"]["beyond"] == 0 and row["agreement"]["largest"] == 0.0
+    epyc_rows = json.loads((results / "chapter-times.json").read_text())
+    assert all(r["openblas_kernel"] == "SkylakeX" for r in epyc_rows)

@@ -155,3 +155,31 @@ def test_results_name_the_git_commit_of_the_code_that_ran(tmp_path, monkeypatch)
     assert experiment.versions()["git"] == want and len(want.split("-")[0]) >= 12
     monkeypatch.setattr(experiment, "__file__", str(tmp_path / "minideep" / "experiment.py"))  # an installed copy
     assert experiment.git_revision() is None and "git" not in experiment.versions()
+
+
+def test_results_name_the_cpu_model(tmp_path, monkeypatch):
+    """machine.cpu is /proc/cpuinfo's model name (the ratio to PyTorch depends on it); Python's guess without it."""
+    import builtins  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from minideep import experiment  # noqa: PLC0415
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        if names:
+            assert experiment.machine()["cpu"] == names[0]
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if str(path) == "/proc/cpuinfo" else path, *a, **k))
+    assert experiment.cpu_model() == "AMD EPYC"
+
+    def no_cpuinfo(path, *a, **k):
+        if str(path) == "/proc/cpuinfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", no_cpuinfo)
+    monkeypatch.setattr(experiment.platform, "processor", lambda: "arm")
+    assert experiment.cpu_model() == "arm"
