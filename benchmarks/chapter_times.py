@@ -26,8 +26,6 @@ from minideep.experiment import chapter_experiment  # noqa: E402
 from minideep.results import compare_runs, markdown_table, write_atomic, write_json_atomic  # noqa: E402
 
 BUDGET_S = 600.0
-#: Relative difference up to which two runs' numbers are called equal (float64 summation noise).
-EQUAL_WITHIN = 1e-9
 CHAPTERS = ("01_autodiff", "02_chain_rule", "03_vgg38", "04_highway", "05_skip_to_head", "06_init_bn_arch",
             "07_resnet_tuning")
 
@@ -67,7 +65,7 @@ def timing(chapter: str, results: dict[str, Any], seeds: list[int]) -> dict[str,
 def agreement(committed: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
     """How the fresh run's numbers compare with the committed run's, for the runs both hold."""
     report = compare_runs(committed, fresh)
-    beyond = [d for d in report["differences"] if d[0] > EQUAL_WITHIN]
+    beyond = report["beyond"]
     return {"runs": report["runs"], "compared": report["compared"], "beyond": len(beyond),
             "largest": report["largest"] if report["largest"] != float("inf") else None,
             "differences": [{"key": key, "committed": a, "fresh": b, "relative_difference": d}

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from minideep.experiment import cpu_model
+from minideep.experiment import cpu_model, cpu_vector_units
 
 
 @dataclass
@@ -168,16 +168,6 @@ def openblas_corename() -> str | None:
                 fn.restype = ctypes.c_char_p
                 return fn().decode()
     return None
-
-
-def cpu_vector_units() -> list[str]:
-    """Which of the x86 vector extensions that matter for float32 products the CPU has (from /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return [unit for unit in ("avx2", "fma", "avx512f", "amx_tile") if unit in flags]
 
 
 def machine_info(device: str) -> dict[str, Any]:

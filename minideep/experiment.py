@@ -101,20 +101,31 @@ def _load_average() -> list[float] | None:
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field : value`` line's value in /proc/cpuinfo (Linux), or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def cpu_model() -> str:
     """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) Processor", ...) from /proc/cpuinfo, else Python's guess.
 
     Worth recording beside every timing: the same 2-core machine type has come with either,
     and the ratio to PyTorch differs between them (see the benchmarks page).
     """
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_vector_units() -> list[str]:
+    """Which of the x86 vector extensions that matter for float32 products the CPU has (/proc/cpuinfo's flags)."""
+    flags = (_cpuinfo("flags") or "").split()
+    return [unit for unit in ("avx2", "fma", "avx512f", "amx_tile") if unit in flags]
 
 
 def machine() -> dict[str, Any]:

@@ -206,6 +206,8 @@ def claims_markdown(claims: Sequence[Mapping[str, Any]]) -> str:
 #: Keys that hold the machine's timings or state, not a result of the run (besides every ``*_s``):
 #: an epoch's time, the load average, a data file's path, chapter 01's timed backward/forward cost.
 NOT_RESULTS = {"time", "load_average", "source", "backward_cost"}
+#: Relative difference up to which two runs' values are called equal (float64 summation noise).
+EQUAL_WITHIN = 1e-9
 
 
 def _is_timing(key: str) -> bool:
@@ -234,12 +236,13 @@ def relative_difference(a: Any, b: Any) -> float:
     return abs(a - b) / max(abs(a), abs(b))
 
 
-def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any], tolerance: float = EQUAL_WITHIN) -> dict[str, Any]:
     """Two results.json dicts' common (variant, seed) runs, compared value by value (timings skipped).
 
     Returns ``runs`` (the "variant/seed" both hold), ``compared`` (how many values), ``differences``
     ((relative difference, key, first's value, second's value), largest first; a key only one run
-    has counts as an infinite difference) and ``largest``. ``scripts/compare_runs.py`` is its command.
+    has counts as an infinite difference), ``beyond`` (those over ``tolerance``) and ``largest``.
+    ``scripts/compare_runs.py`` is its command.
     """
     runs, differences, compared = [], [], 0
     for variant, entry in first.get("variants", {}).items():
@@ -256,4 +259,4 @@ def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[st
                     differences.append((d, f"{variant}/{seed}{key}", a.get(key), b.get(key)))
     differences.sort(key=lambda item: -item[0])
     return {"runs": runs, "compared": compared, "differences": differences,
-            "largest": differences[0][0] if differences else 0.0}
+            "beyond": [d for d in differences if d[0] > tolerance], "largest": differences[0][0] if differences else 0.0}

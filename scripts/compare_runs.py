@@ -23,21 +23,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minideep.results import compare_runs, read_results  # noqa: E402
+from minideep.results import EQUAL_WITHIN, compare_runs, read_results  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("first", type=Path, help="a results.json (the committed run, say)")
     parser.add_argument("second", type=Path, help="another results.json (your run)")
-    parser.add_argument("--tolerance", type=float, default=1e-9, help="largest relative difference called equal")
+    parser.add_argument("--tolerance", type=float, default=EQUAL_WITHIN, help="largest relative difference called equal")
     parser.add_argument("--show", type=int, default=10, help="how many differing keys to print")
     args = parser.parse_args(argv)
-    report = compare_runs(read_results(args.first), read_results(args.second))
+    report = compare_runs(read_results(args.first), read_results(args.second), args.tolerance)
     if not report["runs"]:
         print(f"compare_runs: {args.first} and {args.second} share no (variant, seed) run")
         return 1
-    over = [d for d in report["differences"] if d[0] > args.tolerance]
+    over = report["beyond"]
     print(f"{len(report['runs'])} runs in both, {report['compared']} values compared; largest relative difference "
           f"{report['largest']:.3g}; {len(over)} beyond {args.tolerance:g}")
     for d, key, a, b in over[: args.show]:

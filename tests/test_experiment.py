@@ -170,10 +170,11 @@ def test_results_name_the_cpu_model(tmp_path, monkeypatch):
         if names:
             assert experiment.machine()["cpu"] == names[0]
     fake = tmp_path / "cpuinfo"
-    fake.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu\n")
+    fake.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma avx512f\n")
     real_open = builtins.open
     monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if str(path) == "/proc/cpuinfo" else path, *a, **k))
     assert experiment.cpu_model() == "AMD EPYC"
+    assert experiment.cpu_vector_units() == ["avx2", "fma", "avx512f"]
 
     def no_cpuinfo(path, *a, **k):
         if str(path) == "/proc/cpuinfo":
@@ -182,4 +183,4 @@ def test_results_name_the_cpu_model(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", no_cpuinfo)
     monkeypatch.setattr(experiment.platform, "processor", lambda: "arm")
-    assert experiment.cpu_model() == "arm"
+    assert experiment.cpu_model() == "arm" and experiment.cpu_vector_units() == []
